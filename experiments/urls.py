@@ -1,0 +1,4 @@
+
+app_name = "experiments-api"
+
+urlpatterns: list = []

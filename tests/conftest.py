@@ -1,0 +1,109 @@
+"""Shared fixtures.
+
+Tests run on SQLite and the local-memory cache by default, and on the real
+PostgreSQL and Redis when DATABASE_URL / REDIS_URL are set. With
+REQUIRE_SERVICES=1 (as CI runs) a test that needs a missing service fails
+instead of being skipped.
+"""
+
+import os
+import uuid
+
+import pytest
+from django.contrib.auth.models import Group
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+
+
+def need(service: str, available: bool) -> None:
+    """Skip (or, under REQUIRE_SERVICES=1, fail) a test whose service is missing."""
+    if available:
+        return
+    message = f"{service} is not configured for this run"
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{message}, and REQUIRE_SERVICES=1 forbids skipping")
+    pytest.skip(message)
+
+
+def pytest_configure(config):
+    if REQUIRE_SERVICES:
+        missing = [name for name in ("DATABASE_URL", "REDIS_URL") if not os.environ.get(name)]
+        if missing:
+            raise pytest.UsageError(f"REQUIRE_SERVICES=1 but {', '.join(missing)} unset")
+
+
+@pytest.fixture
+def redis_url() -> str:
+    url = os.environ.get("REDIS_URL", "")
+    need("Redis (REDIS_URL)", bool(url))
+    return url
+
+
+@pytest.fixture
+def postgres(db) -> None:
+    from django.db import connection
+
+    need("PostgreSQL (DATABASE_URL)", connection.vendor == "postgresql")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(settings):
+    """Each test gets its own cache namespace, so tests never see each other's
+    cached configuration, on Redis as in memory, and nothing is flushed."""
+    caches = {name: dict(conf) for name, conf in settings.CACHES.items()}
+    for conf in caches.values():
+        conf["KEY_PREFIX"] = f"test-{uuid.uuid4().hex[:12]}"
+    settings.CACHES = caches
+
+
+def _member_of(django_user_model, username: str, group: str | None, **extra):
+    user = django_user_model.objects.create_user(
+        username=username, password="pw-for-tests", **extra
+    )
+    if group:
+        user.groups.add(Group.objects.get_or_create(name=group)[0])
+    return user
+
+
+@pytest.fixture
+def pm_user(db, django_user_model):
+    return _member_of(django_user_model, "pm", "Product managers", is_staff=True)
+
+
+@pytest.fixture
+def executive(db, django_user_model):
+    return _member_of(django_user_model, "exec", "Executives", is_staff=True)
+
+
+@pytest.fixture
+def integration_user(db, django_user_model):
+    return _member_of(django_user_model, "integration", "Integrations")
+
+
+def token_client(user) -> APIClient:
+    client = APIClient()
+    token, _ = Token.objects.get_or_create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def pm_api(pm_user) -> APIClient:
+    return token_client(pm_user)
+
+
+@pytest.fixture
+def integration_api(integration_user) -> APIClient:
+    return token_client(integration_user)
+
+
+@pytest.fixture
+def executive_api(executive) -> APIClient:
+    return token_client(executive)
+
+
+@pytest.fixture
+def anon_api() -> APIClient:
+    return APIClient()
