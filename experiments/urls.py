@@ -1,4 +1,24 @@
+from django.urls import path
 
-app_name = "experiments-api"
+from experiments import views
 
-urlpatterns: list = []
+urlpatterns = [
+    path("metrics/", views.MetricListCreateView.as_view(), name="metric-list"),
+    path("experiments/", views.ExperimentListCreateView.as_view(), name="experiment-list"),
+    path("experiments/<slug:key>/", views.ExperimentDetailView.as_view(), name="experiment-detail"),
+    path(
+        "experiments/<slug:key>/start/",
+        views.ExperimentStartView.as_view(),
+        name="experiment-start",
+    ),
+    path(
+        "experiments/<slug:key>/stop/", views.ExperimentStopView.as_view(), name="experiment-stop"
+    ),
+    path(
+        "experiments/<slug:key>/sdk-config/", views.SdkConfigView.as_view(), name="experiment-sdk"
+    ),
+    path("assignments/", views.AssignmentView.as_view(), name="assignment"),
+    path("assignments/batch/", views.BatchAssignmentView.as_view(), name="assignment-batch"),
+    path("exposures/", views.ExposureBatchView.as_view(), name="exposures"),
+    path("events/", views.EventBatchView.as_view(), name="events"),
+]

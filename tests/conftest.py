@@ -107,3 +107,19 @@ def executive_api(executive) -> APIClient:
 @pytest.fixture
 def anon_api() -> APIClient:
     return APIClient()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_caches():
+    """In-process caches outlive a test's database transaction; start each
+    test without them, as a new process would."""
+    from common.auth import forget_tokens
+    from experiments import config_cache
+    from experiments.services.assignment import forget_recorded_exposures
+    from experiments.services.ingestion import forget_metric_cache
+
+    config_cache.clear_local()
+    forget_recorded_exposures()
+    forget_metric_cache()
+    forget_tokens()
+    yield

@@ -22,6 +22,7 @@ def _producer(*, broker_url: str, data_dir=None) -> Celery:
         app.conf.broker_transport_options = {
             "data_folder_in": str(queue),
             "data_folder_out": str(queue),
+            "control_folder": str(data_dir / "broker" / "control"),
         }
     return app
 

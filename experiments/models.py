@@ -1,0 +1,175 @@
+"""Experiments: what is measured (Metric), what is compared (Experiment and its
+Variants), who saw what (Exposure) and what they did (Event).
+
+Invariants live in the database: unique keys, one control per experiment at
+most (a partial unique index; "at least one" is checked by the service that
+creates variants), positive weights, one exposure per experiment and unit, one
+event per event_id.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from common.models import TimeStampedModel
+
+KEY_MAX_LENGTH = 64
+UNIT_ID_MAX_LENGTH = 200
+EVENT_ID_MAX_LENGTH = 128
+
+
+def new_seed() -> str:
+    return uuid.uuid4().hex
+
+
+class Metric(TimeStampedModel):
+    class Kind(models.TextChoices):
+        BINOMIAL = "binomial", "Binomial (converted or not)"
+        MEAN = "mean", "Mean of per-unit sums"
+
+    key = models.SlugField(max_length=KEY_MAX_LENGTH, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    higher_is_better = models.BooleanField(default=True)
+    missing_as_zero = models.BooleanField(
+        default=True,
+        help_text="Units without events count as 0; off leaves them out (e.g. a 1–5 rating).",
+    )
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class Experiment(TimeStampedModel):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        RUNNING = "running", "Running"
+        STOPPED = "stopped", "Stopped"
+
+    key = models.SlugField(max_length=KEY_MAX_LENGTH, unique=True)
+    name = models.CharField(max_length=200)
+    hypothesis = models.TextField(blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    traffic_percent = models.FloatField(
+        default=100.0, help_text="Share of units in the experiment, 0–100."
+    )
+    alpha = models.FloatField(default=0.05)
+    # The hash seed is fixed at creation: changing it would reshuffle every unit.
+    seed = models.CharField(max_length=64, default=new_seed, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        permissions = [
+            ("send_data", "Can ask for assignments and send exposures and events"),
+            ("manage_experiment", "Can start and stop experiments"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(traffic_percent__gte=0) & Q(traffic_percent__lte=100),
+                name="experiment_traffic_percent_0_100",
+            ),
+            models.CheckConstraint(
+                condition=Q(alpha__gt=0) & Q(alpha__lt=0.5), name="experiment_alpha_0_05"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+    @property
+    def coverage(self) -> float:
+        return self.traffic_percent / 100.0
+
+
+class Variant(models.Model):
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="variants")
+    key = models.SlugField(max_length=KEY_MAX_LENGTH)
+    name = models.CharField(max_length=200, blank=True)
+    weight = models.FloatField(default=1.0)
+    is_control = models.BooleanField(default=False)
+    payload = models.JSONField(default=dict, blank=True)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["experiment_id", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "key"], name="variant_key_unique"),
+            models.UniqueConstraint(
+                fields=["experiment"], condition=Q(is_control=True), name="variant_one_control"
+            ),
+            models.CheckConstraint(condition=Q(weight__gt=0), name="variant_weight_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.experiment_id}:{self.key}"
+
+
+class ExperimentMetric(models.Model):
+    class Role(models.TextChoices):
+        PRIMARY = "primary", "Primary"
+        SECONDARY = "secondary", "Secondary"
+        GUARDRAIL = "guardrail", "Guardrail"
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="metrics")
+    metric = models.ForeignKey(Metric, on_delete=models.PROTECT, related_name="+")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.PRIMARY)
+    min_effect = models.FloatField(
+        null=True, blank=True, help_text="Smallest effect worth acting on (absolute units)."
+    )
+
+    class Meta:
+        ordering = ["experiment_id", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "metric"], name="experiment_metric_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.experiment_id}:{self.metric_id} ({self.role})"
+
+
+class Exposure(models.Model):
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="+")
+    unit_id = models.CharField(max_length=UNIT_ID_MAX_LENGTH)
+    variant = models.ForeignKey(Variant, on_delete=models.CASCADE, related_name="+")
+    exposed_at = models.DateTimeField(db_index=True)
+    attributes = models.JSONField(default=dict, blank=True)
+    # The rollout stage the unit was first exposed in; the A/B analysis can
+    # leave out units that first came in during the canary (carryover).
+    stage = models.CharField(max_length=32, blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "unit_id"], name="exposure_once_per_unit")
+        ]
+        indexes = [models.Index(fields=["experiment", "variant"], name="exposure_exp_variant")]
+
+    def __str__(self) -> str:
+        return f"{self.unit_id} → {self.variant_id}"
+
+
+class Event(models.Model):
+    event_id = models.CharField(max_length=EVENT_ID_MAX_LENGTH, unique=True)
+    unit_id = models.CharField(max_length=UNIT_ID_MAX_LENGTH)
+    metric = models.ForeignKey(Metric, on_delete=models.PROTECT, related_name="+")
+    value = models.FloatField(default=1.0)
+    timestamp = models.DateTimeField()
+    received_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["metric", "unit_id", "timestamp"], name="event_metric_unit_time"),
+        ]
+
+    def __str__(self) -> str:
+        return self.event_id

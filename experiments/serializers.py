@@ -1,0 +1,194 @@
+"""Input and output shapes of the REST contract v1 (see DESIGN.md)."""
+
+from rest_framework import serializers
+
+from experiments.models import (
+    KEY_MAX_LENGTH,
+    UNIT_ID_MAX_LENGTH,
+    Experiment,
+    ExperimentMetric,
+    Metric,
+)
+from experiments.services.assignment import MAX_BATCH_UNITS
+
+
+class MetricSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Metric
+        fields = ["key", "name", "description", "kind", "higher_is_better", "missing_as_zero"]
+        extra_kwargs = {"key": {"validators": []}}  # uniqueness answers 409, not 400
+
+
+class VariantInputSerializer(serializers.Serializer):
+    key = serializers.SlugField(max_length=KEY_MAX_LENGTH)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    weight = serializers.FloatField(default=1.0)
+    is_control = serializers.BooleanField(default=False)
+    payload = serializers.JSONField(required=False, default=dict)
+
+    def validate_weight(self, value: float) -> float:
+        if not value > 0 or value == float("inf"):
+            raise serializers.ValidationError("Must be a finite number greater than 0.")
+        return value
+
+
+class ExperimentMetricInputSerializer(serializers.Serializer):
+    metric = serializers.SlugField(max_length=KEY_MAX_LENGTH)
+    role = serializers.ChoiceField(
+        choices=ExperimentMetric.Role.choices, default=ExperimentMetric.Role.PRIMARY
+    )
+    min_effect = serializers.FloatField(required=False, allow_null=True, default=None)
+
+
+class ExperimentCreateSerializer(serializers.Serializer):
+    key = serializers.SlugField(max_length=KEY_MAX_LENGTH)
+    name = serializers.CharField(max_length=200)
+    hypothesis = serializers.CharField(required=False, allow_blank=True, default="")
+    traffic_percent = serializers.FloatField(min_value=0, max_value=100, default=100.0)
+    alpha = serializers.FloatField(default=0.05)
+    variants = VariantInputSerializer(many=True)
+    metrics = ExperimentMetricInputSerializer(many=True, required=False, default=list)
+
+    def validate_alpha(self, value: float) -> float:
+        if not 0 < value < 0.5:
+            raise serializers.ValidationError("Must be between 0 and 0.5 (e.g. 0.05).")
+        return value
+
+
+class ExperimentUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False)
+    hypothesis = serializers.CharField(required=False, allow_blank=True)
+    traffic_percent = serializers.FloatField(min_value=0, max_value=100, required=False)
+
+
+class VariantOutputSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    name = serializers.CharField()
+    weight = serializers.FloatField()
+    is_control = serializers.BooleanField()
+    payload = serializers.JSONField()
+
+
+class ExperimentMetricOutputSerializer(serializers.Serializer):
+    metric = serializers.CharField(source="metric.key")
+    role = serializers.CharField()
+    min_effect = serializers.FloatField(allow_null=True)
+
+
+class ExperimentSerializer(serializers.ModelSerializer):
+    variants = VariantOutputSerializer(many=True, read_only=True)
+    metrics = ExperimentMetricOutputSerializer(many=True, read_only=True)
+    owner = serializers.CharField(source="owner.username", default=None, read_only=True)
+
+    class Meta:
+        model = Experiment
+        fields = [
+            "key",
+            "name",
+            "hypothesis",
+            "status",
+            "traffic_percent",
+            "alpha",
+            "seed",
+            "owner",
+            "created_at",
+            "updated_at",
+            "started_at",
+            "stopped_at",
+            "variants",
+            "metrics",
+        ]
+
+
+class AssignmentInputSerializer(serializers.Serializer):
+    experiment = serializers.SlugField(max_length=KEY_MAX_LENGTH)
+    unit_id = serializers.CharField(max_length=UNIT_ID_MAX_LENGTH)
+    attributes = serializers.DictField(required=False, default=dict)
+
+
+class AssignmentOutputSerializer(serializers.Serializer):
+    experiment = serializers.CharField()
+    unit_id = serializers.CharField()
+    in_experiment = serializers.BooleanField()
+    variant = serializers.CharField(allow_null=True)
+    payload = serializers.JSONField(allow_null=True)
+
+
+class BatchAssignmentInputSerializer(serializers.Serializer):
+    experiment = serializers.SlugField(max_length=KEY_MAX_LENGTH)
+    unit_ids = serializers.ListField(
+        child=serializers.CharField(max_length=UNIT_ID_MAX_LENGTH),
+        min_length=1,
+        max_length=MAX_BATCH_UNITS,
+    )
+
+
+class BatchAssignmentItemSerializer(serializers.Serializer):
+    unit_id = serializers.CharField()
+    in_experiment = serializers.BooleanField()
+    variant = serializers.CharField(allow_null=True)
+
+
+class BatchAssignmentOutputSerializer(serializers.Serializer):
+    assignments = BatchAssignmentItemSerializer(many=True)
+
+
+class EventItemSerializer(serializers.Serializer):
+    """Documentation of one event; items are validated one by one by the
+    ingestion service so that a bad item never rejects the batch."""
+
+    event_id = serializers.CharField(
+        max_length=128,
+        required=False,
+        help_text=(
+            "Unique id of the event; a repeated id is stored once and counted in `duplicates`. "
+            "When absent, the id is sha256(unit_id, metric, value, timestamp as sent, and the "
+            "item's occurrence among identical items of the batch): a retried identical batch "
+            "is not counted twice, while two identical items in one batch are two events."
+        ),
+    )
+    unit_id = serializers.CharField(max_length=UNIT_ID_MAX_LENGTH)
+    metric = serializers.CharField(max_length=KEY_MAX_LENGTH)
+    value = serializers.FloatField(default=1, help_text="Finite number; default 1.")
+    timestamp = serializers.DateTimeField(
+        required=False,
+        help_text="ISO 8601 (UTC when no offset) or epoch seconds; default now; "
+        "at most 24 h in the future.",
+    )
+
+
+class EventBatchSerializer(serializers.Serializer):
+    events = EventItemSerializer(many=True, help_text="1 to 10 000 events.")
+
+
+class ExposureItemSerializer(serializers.Serializer):
+    experiment = serializers.CharField(max_length=KEY_MAX_LENGTH)
+    unit_id = serializers.CharField(max_length=UNIT_ID_MAX_LENGTH)
+    variant = serializers.CharField(max_length=KEY_MAX_LENGTH)
+    timestamp = serializers.DateTimeField(required=False)
+    attributes = serializers.DictField(required=False)
+
+
+class ExposureBatchSerializer(serializers.Serializer):
+    exposures = ExposureItemSerializer(many=True, help_text="1 to 10 000 exposures.")
+
+
+class RejectedItemSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+
+
+class IngestResultSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField()
+    duplicates = serializers.IntegerField()
+    rejected = RejectedItemSerializer(many=True)
+
+
+class SdkConfigSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    variations = serializers.ListField(child=serializers.CharField())
+    weights = serializers.ListField(child=serializers.FloatField())
+    coverage = serializers.FloatField()
+    hashVersion = serializers.IntegerField()
+    seed = serializers.CharField()
+    hashAttribute = serializers.CharField()

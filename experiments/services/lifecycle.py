@@ -1,0 +1,223 @@
+"""Writes that define experiments and move them through their life:
+draft → running → stopped. Each is one transaction; the cached configuration
+is dropped after commit."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from common.errors import DomainError
+from experiments import config_cache
+from experiments.models import Experiment, ExperimentMetric, Metric, Variant
+
+
+def create_metric(
+    *,
+    key: str,
+    name: str,
+    kind: str,
+    higher_is_better: bool = True,
+    missing_as_zero: bool = True,
+    description: str = "",
+) -> Metric:
+    if Metric.objects.filter(key=key).exists():
+        raise DomainError(
+            f"A metric with key '{key}' already exists.", code="conflict", field="key"
+        )
+    try:
+        with transaction.atomic():
+            return Metric.objects.create(
+                key=key,
+                name=name,
+                kind=kind,
+                higher_is_better=higher_is_better,
+                missing_as_zero=missing_as_zero,
+                description=description,
+            )
+    except IntegrityError as exc:  # a concurrent request won the race for the key
+        raise DomainError(
+            f"A metric with key '{key}' already exists.", code="conflict", field="key"
+        ) from exc
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    key: str
+    weight: float = 1.0
+    is_control: bool = False
+    payload: Any = field(default_factory=dict)
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    metric: str
+    role: str = ExperimentMetric.Role.PRIMARY
+    min_effect: float | None = None
+
+
+def _check_variants(variants: Sequence[VariantSpec]) -> None:
+    if len(variants) < 2:
+        raise DomainError("An experiment needs at least two variants.", field="variants")
+    keys = [v.key for v in variants]
+    if len(set(keys)) != len(keys):
+        raise DomainError("Variant keys must be unique within the experiment.", field="variants")
+    controls = sum(1 for v in variants if v.is_control)
+    if controls != 1:
+        raise DomainError(
+            f"Exactly one variant must be the control (is_control: true); got {controls}.",
+            field="variants",
+        )
+    if any(not v.weight > 0 for v in variants):
+        raise DomainError("Every variant weight must be greater than 0.", field="variants")
+
+
+def create_experiment(
+    *,
+    key: str,
+    name: str,
+    variants: Sequence[VariantSpec],
+    metrics: Sequence[MetricSpec] = (),
+    hypothesis: str = "",
+    traffic_percent: float = 100.0,
+    alpha: float = 0.05,
+    owner: Any = None,
+) -> Experiment:
+    """Create a draft experiment with its variants and metrics, all or nothing."""
+    _check_variants(variants)
+    metric_keys = [m.metric for m in metrics]
+    if len(set(metric_keys)) != len(metric_keys):
+        raise DomainError("A metric can be attached to an experiment only once.", field="metrics")
+    known = {m.key: m for m in Metric.objects.filter(key__in=metric_keys)}
+    unknown = [k for k in metric_keys if k not in known]
+    if unknown:
+        raise DomainError(f"Unknown metric(s): {', '.join(unknown)}.", field="metrics")
+    if Experiment.objects.filter(key=key).exists():
+        raise DomainError(
+            f"An experiment with key '{key}' already exists.", code="conflict", field="key"
+        )
+    try:
+        with transaction.atomic():
+            experiment = Experiment.objects.create(
+                key=key,
+                name=name,
+                hypothesis=hypothesis,
+                traffic_percent=traffic_percent,
+                alpha=alpha,
+                owner=owner,
+            )
+            Variant.objects.bulk_create(
+                Variant(
+                    experiment=experiment,
+                    key=v.key,
+                    name=v.name or v.key,
+                    weight=v.weight,
+                    is_control=v.is_control,
+                    payload=v.payload,
+                    position=i,
+                )
+                for i, v in enumerate(variants)
+            )
+            ExperimentMetric.objects.bulk_create(
+                ExperimentMetric(
+                    experiment=experiment,
+                    metric=known[m.metric],
+                    role=m.role,
+                    min_effect=m.min_effect,
+                )
+                for m in metrics
+            )
+            transaction.on_commit(lambda: config_cache.invalidate(key))
+    except IntegrityError as exc:
+        raise DomainError(
+            f"An experiment with key '{key}' already exists.", code="conflict", field="key"
+        ) from exc
+    return experiment
+
+
+def _transition(
+    experiment: Experiment, *, allowed_from: str, to: str, verb: str, done: str, **stamp: Any
+) -> Experiment:
+    """Move the status with a conditional UPDATE, so that two concurrent calls
+    cannot both succeed."""
+    with transaction.atomic():
+        moved = Experiment.objects.filter(id=experiment.id, status=allowed_from).update(
+            status=to, updated_at=timezone.now(), **stamp
+        )
+        if moved != 1:
+            current = Experiment.objects.values_list("status", flat=True).get(id=experiment.id)
+            raise DomainError(
+                f"Cannot {verb} experiment '{experiment.key}': it is {current}, "
+                f"and only a {allowed_from} experiment can be {done}.",
+                code="conflict",
+            )
+        transaction.on_commit(lambda: config_cache.invalidate(experiment.key))
+    experiment.refresh_from_db()
+    return experiment
+
+
+def start_experiment(*, experiment: Experiment) -> Experiment:
+    if not experiment.metrics.filter(role=ExperimentMetric.Role.PRIMARY).exists():
+        raise DomainError(
+            f"Experiment '{experiment.key}' needs at least one primary metric before it starts.",
+            code="conflict",
+        )
+    return _transition(
+        experiment,
+        allowed_from=Experiment.Status.DRAFT,
+        to=Experiment.Status.RUNNING,
+        verb="start",
+        done="started",
+        started_at=timezone.now(),
+    )
+
+
+def stop_experiment(*, experiment: Experiment) -> Experiment:
+    return _transition(
+        experiment,
+        allowed_from=Experiment.Status.RUNNING,
+        to=Experiment.Status.STOPPED,
+        verb="stop",
+        done="stopped",
+        stopped_at=timezone.now(),
+    )
+
+
+def set_traffic(*, experiment: Experiment, traffic_percent: float) -> Experiment:
+    """Change the share of units in the experiment. Raising it never moves a
+    unit that was already in (the bucket ranges only grow); lowering it while
+    running would strand exposed units, so it is refused."""
+    if not 0 <= traffic_percent <= 100:
+        raise DomainError("traffic_percent must be between 0 and 100.", field="traffic_percent")
+    if (
+        experiment.status == Experiment.Status.RUNNING
+        and traffic_percent < experiment.traffic_percent
+    ):
+        raise DomainError(
+            "A running experiment's traffic can only be raised "
+            f"(it is {experiment.traffic_percent:g} %).",
+            code="conflict",
+        )
+    if experiment.status == Experiment.Status.STOPPED:
+        raise DomainError("A stopped experiment's traffic cannot change.", code="conflict")
+    with transaction.atomic():
+        Experiment.objects.filter(id=experiment.id).update(
+            traffic_percent=traffic_percent, updated_at=timezone.now()
+        )
+        transaction.on_commit(lambda: config_cache.invalidate(experiment.key))
+    experiment.refresh_from_db()
+    return experiment
+
+
+def rename_experiment(
+    *, experiment: Experiment, name: str | None = None, hypothesis: str | None = None
+) -> Experiment:
+    if name is not None:
+        experiment.name = name
+    if hypothesis is not None:
+        experiment.hypothesis = hypothesis
+    experiment.save(update_fields=["name", "hypothesis", "updated_at"])
+    return experiment

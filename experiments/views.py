@@ -1,0 +1,230 @@
+"""REST contract v1 for experiments: thin views that parse, call one service
+and render. Errors come from services as DomainError (see common.api)."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from common.api import LenientJSONParser
+from common.errors import DomainError
+from common.permissions import has_perm
+from experiments import selectors, serializers
+from experiments.hashing import normalise_weights
+from experiments.services import assignment, ingestion, lifecycle
+
+CanSendData = has_perm("experiments.send_data")
+CanManage = has_perm("experiments.manage_experiment")
+
+
+def _batch(request: Request, name: str) -> list:
+    body = request.data
+    if not isinstance(body, dict) or not isinstance(body.get(name), list):
+        raise DomainError(f"The body must be a JSON object with a list '{name}'.", field=name)
+    if not body[name]:
+        raise DomainError(f"'{name}' must hold at least one item.", field=name)
+    return body[name]
+
+
+class MetricListCreateView(APIView):
+    def get_permissions(self):
+        if self.request.method == "POST":
+            return [has_perm("experiments.add_metric")()]
+        return [IsAuthenticated()]
+
+    @extend_schema(responses=serializers.MetricSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        data = serializers.MetricSerializer(selectors.list_metrics(), many=True).data
+        return Response(data)
+
+    @extend_schema(
+        request=serializers.MetricSerializer, responses={201: serializers.MetricSerializer}
+    )
+    def post(self, request: Request) -> Response:
+        given = serializers.MetricSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        metric = lifecycle.create_metric(**given.validated_data)
+        ingestion.forget_metric_cache()
+        return Response(serializers.MetricSerializer(metric).data, status=status.HTTP_201_CREATED)
+
+
+class ExperimentListCreateView(APIView):
+    def get_permissions(self):
+        if self.request.method == "POST":
+            return [has_perm("experiments.add_experiment")()]
+        return [IsAuthenticated()]
+
+    @extend_schema(responses=serializers.ExperimentSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        experiments = selectors.experiments_with_details()
+        if request.query_params.get("status"):
+            experiments = experiments.filter(status=request.query_params["status"])
+        return Response(serializers.ExperimentSerializer(experiments, many=True).data)
+
+    @extend_schema(
+        request=serializers.ExperimentCreateSerializer,
+        responses={201: serializers.ExperimentSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        given = serializers.ExperimentCreateSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        data = given.validated_data
+        experiment = lifecycle.create_experiment(
+            key=data["key"],
+            name=data["name"],
+            hypothesis=data["hypothesis"],
+            traffic_percent=data["traffic_percent"],
+            alpha=data["alpha"],
+            variants=[lifecycle.VariantSpec(**v) for v in data["variants"]],
+            metrics=[lifecycle.MetricSpec(**m) for m in data["metrics"]],
+            owner=request.user,
+        )
+        experiment = selectors.get_experiment(experiment.key)
+        return Response(
+            serializers.ExperimentSerializer(experiment).data, status=status.HTTP_201_CREATED
+        )
+
+
+class ExperimentDetailView(APIView):
+    def get_permissions(self):
+        if self.request.method == "PATCH":
+            return [has_perm("experiments.change_experiment")()]
+        return [IsAuthenticated()]
+
+    @extend_schema(responses=serializers.ExperimentSerializer)
+    def get(self, request: Request, key: str) -> Response:
+        return Response(serializers.ExperimentSerializer(selectors.get_experiment(key)).data)
+
+    @extend_schema(
+        request=serializers.ExperimentUpdateSerializer, responses=serializers.ExperimentSerializer
+    )
+    def patch(self, request: Request, key: str) -> Response:
+        experiment = selectors.get_experiment(key)
+        given = serializers.ExperimentUpdateSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        data = given.validated_data
+        if "traffic_percent" in data:
+            lifecycle.set_traffic(experiment=experiment, traffic_percent=data["traffic_percent"])
+        texts = {k: v for k, v in data.items() if k in ("name", "hypothesis")}
+        if texts:
+            lifecycle.rename_experiment(experiment=experiment, **texts)
+        return Response(serializers.ExperimentSerializer(selectors.get_experiment(key)).data)
+
+
+class ExperimentStartView(APIView):
+    """Start a draft experiment. 409 when it is not a draft or has no primary metric."""
+
+    permission_classes = [CanManage]
+
+    @extend_schema(request=None, responses=serializers.ExperimentSerializer)
+    def post(self, request: Request, key: str) -> Response:
+        lifecycle.start_experiment(experiment=selectors.get_experiment(key))
+        return Response(serializers.ExperimentSerializer(selectors.get_experiment(key)).data)
+
+
+class ExperimentStopView(APIView):
+    """Stop a running experiment. 409 when it is not running."""
+
+    permission_classes = [CanManage]
+
+    @extend_schema(request=None, responses=serializers.ExperimentSerializer)
+    def post(self, request: Request, key: str) -> Response:
+        lifecycle.stop_experiment(experiment=selectors.get_experiment(key))
+        return Response(serializers.ExperimentSerializer(selectors.get_experiment(key)).data)
+
+
+class SdkConfigView(APIView):
+    """A GrowthBook SDK experiment definition that reproduces our assignment."""
+
+    @extend_schema(responses=serializers.SdkConfigSerializer)
+    def get(self, request: Request, key: str) -> Response:
+        config = assignment.get_compiled(key).config
+        weights = normalise_weights([v.weight for v in config.variants])
+        return Response(
+            {
+                "key": config.key,
+                "variations": [v.key for v in config.variants],
+                "weights": weights,
+                "coverage": config.coverage if config.is_running else 0.0,
+                "hashVersion": 2,
+                "seed": config.seed,
+                "hashAttribute": "id",
+            }
+        )
+
+
+class AssignmentView(APIView):
+    """The variant of one unit; records its exposure the first time."""
+
+    permission_classes = [CanSendData]
+
+    @extend_schema(
+        request=serializers.AssignmentInputSerializer,
+        responses=serializers.AssignmentOutputSerializer,
+    )
+    def post(self, request: Request) -> Response:
+        given = serializers.AssignmentInputSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        answer = assignment.assign_unit(
+            experiment_key=given.validated_data["experiment"],
+            unit_id=given.validated_data["unit_id"],
+            attributes=given.validated_data["attributes"],
+        )
+        return Response(answer.as_dict())
+
+
+class BatchAssignmentView(APIView):
+    """Variants of up to 1 000 units; records no exposure."""
+
+    permission_classes = [CanSendData]
+
+    @extend_schema(
+        request=serializers.BatchAssignmentInputSerializer,
+        responses=serializers.BatchAssignmentOutputSerializer,
+    )
+    def post(self, request: Request) -> Response:
+        given = serializers.BatchAssignmentInputSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        answers = assignment.assign_units(
+            experiment_key=given.validated_data["experiment"],
+            unit_ids=given.validated_data["unit_ids"],
+        )
+        return Response(
+            {
+                "assignments": [
+                    {"unit_id": a.unit_id, "in_experiment": a.in_experiment, "variant": a.variant}
+                    for a in answers
+                ]
+            }
+        )
+
+
+class ExposureBatchView(APIView):
+    """Exposures whose variant was decided outside (e.g. by a GrowthBook SDK)."""
+
+    permission_classes = [CanSendData]
+    parser_classes = [LenientJSONParser]
+
+    @extend_schema(
+        request=serializers.ExposureBatchSerializer,
+        responses=serializers.IngestResultSerializer,
+    )
+    def post(self, request: Request) -> Response:
+        result = ingestion.ingest_exposures(_batch(request, "exposures"))
+        return Response(result.as_dict())
+
+
+class EventBatchView(APIView):
+    """Metric events, each stored exactly once (see the event_id rule)."""
+
+    permission_classes = [CanSendData]
+    parser_classes = [LenientJSONParser]
+
+    @extend_schema(
+        request=serializers.EventBatchSerializer, responses=serializers.IngestResultSerializer
+    )
+    def post(self, request: Request) -> Response:
+        result = ingestion.ingest_events(_batch(request, "events"))
+        return Response(result.as_dict())
