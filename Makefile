@@ -36,4 +36,5 @@ clean:
 	rm -rf $(VENV) data staticfiles .pytest_cache .ruff_cache .mypy_cache
 
 PURE_MODULES := common/errors.py config/env.py experiments/hashing.py experiments/stats.py \
-	rollout/histogram.py rollout/health.py conversations/memory.py conversations/responders
+	rollout/histogram.py rollout/health.py conversations/memory.py conversations/responders \
+	recommendations/engines recommendations/demo_data.py

@@ -17,7 +17,7 @@ urlpatterns = [
     path(
         "experiments/<slug:key>/sdk-config/", views.SdkConfigView.as_view(), name="experiment-sdk"
     ),
-    path("assignments/", views.AssignmentView.as_view(), name="assignment"),
+    path("assignments/", views.assignment_endpoint, name="assignment"),
     path("assignments/batch/", views.BatchAssignmentView.as_view(), name="assignment-batch"),
     path("exposures/", views.ExposureBatchView.as_view(), name="exposures"),
     path("events/", views.EventBatchView.as_view(), name="events"),

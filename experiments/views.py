@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from common.api import LenientJSONParser
 from common.errors import DomainError
+from common.lean_api import lean_json_endpoint
 from common.permissions import has_perm
 from experiments import selectors, serializers
 from experiments.hashing import normalise_weights
@@ -156,7 +157,10 @@ class SdkConfigView(APIView):
 
 
 class AssignmentView(APIView):
-    """The variant of one unit; records its exposure the first time."""
+    """The variant of one unit; records its exposure the first time.
+
+    Served by `assignment_endpoint` below; this class carries the contract
+    for the OpenAPI schema."""
 
     permission_classes = [CanSendData]
 
@@ -165,14 +169,20 @@ class AssignmentView(APIView):
         responses=serializers.AssignmentOutputSerializer,
     )
     def post(self, request: Request) -> Response:
-        given = serializers.AssignmentInputSerializer(data=request.data)
-        given.is_valid(raise_exception=True)
-        answer = assignment.assign_unit(
-            experiment_key=given.validated_data["experiment"],
-            unit_id=given.validated_data["unit_id"],
-            attributes=given.validated_data["attributes"],
-        )
-        return Response(answer.as_dict())
+        return Response(_assign(request, request.data))
+
+
+def _assign(request, body) -> dict:
+    experiment_key, unit_id, attributes = serializers.parse_assignment(body)
+    answer = assignment.assign_unit(
+        experiment_key=experiment_key, unit_id=unit_id, attributes=attributes
+    )
+    return answer.as_dict()
+
+
+assignment_endpoint = lean_json_endpoint(
+    permission="experiments.send_data", schema_view=AssignmentView
+)(_assign)
 
 
 class BatchAssignmentView(APIView):

@@ -8,7 +8,6 @@ import experiments.models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -17,131 +16,289 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Metric',
+            name="Metric",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('key', models.SlugField(max_length=64, unique=True)),
-                ('name', models.CharField(max_length=200)),
-                ('description', models.TextField(blank=True)),
-                ('kind', models.CharField(choices=[('binomial', 'Binomial (converted or not)'), ('mean', 'Mean of per-unit sums')], max_length=16)),
-                ('higher_is_better', models.BooleanField(default=True)),
-                ('missing_as_zero', models.BooleanField(default=True, help_text='Units without events count as 0; off leaves them out (e.g. a 1–5 rating).')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("key", models.SlugField(max_length=64, unique=True)),
+                ("name", models.CharField(max_length=200)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("binomial", "Binomial (converted or not)"),
+                            ("mean", "Mean of per-unit sums"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("higher_is_better", models.BooleanField(default=True)),
+                (
+                    "missing_as_zero",
+                    models.BooleanField(
+                        default=True,
+                        help_text="Units without events count as 0; off leaves them out (e.g. a 1–5 rating).",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['key'],
+                "ordering": ["key"],
             },
         ),
         migrations.CreateModel(
-            name='Experiment',
+            name="Experiment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('key', models.SlugField(max_length=64, unique=True)),
-                ('name', models.CharField(max_length=200)),
-                ('hypothesis', models.TextField(blank=True)),
-                ('status', models.CharField(choices=[('draft', 'Draft'), ('running', 'Running'), ('stopped', 'Stopped')], default='draft', max_length=16)),
-                ('traffic_percent', models.FloatField(default=100.0, help_text='Share of units in the experiment, 0–100.')),
-                ('alpha', models.FloatField(default=0.05)),
-                ('seed', models.CharField(default=experiments.models.new_seed, editable=False, max_length=64)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('stopped_at', models.DateTimeField(blank=True, null=True)),
-                ('owner', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("key", models.SlugField(max_length=64, unique=True)),
+                ("name", models.CharField(max_length=200)),
+                ("hypothesis", models.TextField(blank=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("draft", "Draft"),
+                            ("running", "Running"),
+                            ("stopped", "Stopped"),
+                        ],
+                        default="draft",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "traffic_percent",
+                    models.FloatField(
+                        default=100.0, help_text="Share of units in the experiment, 0–100."
+                    ),
+                ),
+                ("alpha", models.FloatField(default=0.05)),
+                (
+                    "seed",
+                    models.CharField(
+                        default=experiments.models.new_seed, editable=False, max_length=64
+                    ),
+                ),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("stopped_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
-                'permissions': [('send_data', 'Can ask for assignments and send exposures and events'), ('manage_experiment', 'Can start and stop experiments')],
+                "ordering": ["-created_at"],
+                "permissions": [
+                    ("send_data", "Can ask for assignments and send exposures and events"),
+                    ("manage_experiment", "Can start and stop experiments"),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='ExperimentMetric',
+            name="ExperimentMetric",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('primary', 'Primary'), ('secondary', 'Secondary'), ('guardrail', 'Guardrail')], default='primary', max_length=16)),
-                ('min_effect', models.FloatField(blank=True, help_text='Smallest effect worth acting on (absolute units).', null=True)),
-                ('experiment', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='metrics', to='experiments.experiment')),
-                ('metric', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='experiments.metric')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[
+                            ("primary", "Primary"),
+                            ("secondary", "Secondary"),
+                            ("guardrail", "Guardrail"),
+                        ],
+                        default="primary",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "min_effect",
+                    models.FloatField(
+                        blank=True,
+                        help_text="Smallest effect worth acting on (absolute units).",
+                        null=True,
+                    ),
+                ),
+                (
+                    "experiment",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="metrics",
+                        to="experiments.experiment",
+                    ),
+                ),
+                (
+                    "metric",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="experiments.metric",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['experiment_id', 'id'],
+                "ordering": ["experiment_id", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Event',
+            name="Event",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('event_id', models.CharField(max_length=128, unique=True)),
-                ('unit_id', models.CharField(max_length=200)),
-                ('value', models.FloatField(default=1.0)),
-                ('timestamp', models.DateTimeField()),
-                ('received_at', models.DateTimeField()),
-                ('metric', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='experiments.metric')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("event_id", models.CharField(max_length=128, unique=True)),
+                ("unit_id", models.CharField(max_length=200)),
+                ("value", models.FloatField(default=1.0)),
+                ("timestamp", models.DateTimeField()),
+                ("received_at", models.DateTimeField()),
+                (
+                    "metric",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="experiments.metric",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Variant',
+            name="Variant",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.SlugField(max_length=64)),
-                ('name', models.CharField(blank=True, max_length=200)),
-                ('weight', models.FloatField(default=1.0)),
-                ('is_control', models.BooleanField(default=False)),
-                ('payload', models.JSONField(blank=True, default=dict)),
-                ('position', models.PositiveSmallIntegerField(default=0)),
-                ('experiment', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='variants', to='experiments.experiment')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("key", models.SlugField(max_length=64)),
+                ("name", models.CharField(blank=True, max_length=200)),
+                ("weight", models.FloatField(default=1.0)),
+                ("is_control", models.BooleanField(default=False)),
+                ("payload", models.JSONField(blank=True, default=dict)),
+                ("position", models.PositiveSmallIntegerField(default=0)),
+                (
+                    "experiment",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="variants",
+                        to="experiments.experiment",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['experiment_id', 'position', 'id'],
+                "ordering": ["experiment_id", "position", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Exposure',
+            name="Exposure",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('unit_id', models.CharField(max_length=200)),
-                ('exposed_at', models.DateTimeField(db_index=True)),
-                ('attributes', models.JSONField(blank=True, default=dict)),
-                ('stage', models.CharField(blank=True, default='', max_length=32)),
-                ('experiment', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='experiments.experiment')),
-                ('variant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='experiments.variant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("unit_id", models.CharField(max_length=200)),
+                ("exposed_at", models.DateTimeField(db_index=True)),
+                ("attributes", models.JSONField(blank=True, default=dict)),
+                ("stage", models.CharField(blank=True, default="", max_length=32)),
+                (
+                    "experiment",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="experiments.experiment",
+                    ),
+                ),
+                (
+                    "variant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="experiments.variant",
+                    ),
+                ),
             ],
         ),
         migrations.AddConstraint(
-            model_name='experiment',
-            constraint=models.CheckConstraint(condition=models.Q(('traffic_percent__gte', 0), ('traffic_percent__lte', 100)), name='experiment_traffic_percent_0_100'),
+            model_name="experiment",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("traffic_percent__gte", 0), ("traffic_percent__lte", 100)),
+                name="experiment_traffic_percent_0_100",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='experiment',
-            constraint=models.CheckConstraint(condition=models.Q(('alpha__gt', 0), ('alpha__lt', 0.5)), name='experiment_alpha_0_05'),
+            model_name="experiment",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("alpha__gt", 0), ("alpha__lt", 0.5)),
+                name="experiment_alpha_0_05",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='experimentmetric',
-            constraint=models.UniqueConstraint(fields=('experiment', 'metric'), name='experiment_metric_once'),
+            model_name="experimentmetric",
+            constraint=models.UniqueConstraint(
+                fields=("experiment", "metric"), name="experiment_metric_once"
+            ),
         ),
         migrations.AddIndex(
-            model_name='event',
-            index=models.Index(fields=['metric', 'unit_id', 'timestamp'], name='event_metric_unit_time'),
+            model_name="event",
+            index=models.Index(
+                fields=["metric", "unit_id", "timestamp"], name="event_metric_unit_time"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='variant',
-            constraint=models.UniqueConstraint(fields=('experiment', 'key'), name='variant_key_unique'),
+            model_name="variant",
+            constraint=models.UniqueConstraint(
+                fields=("experiment", "key"), name="variant_key_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='variant',
-            constraint=models.UniqueConstraint(condition=models.Q(('is_control', True)), fields=('experiment',), name='variant_one_control'),
+            model_name="variant",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("is_control", True)),
+                fields=("experiment",),
+                name="variant_one_control",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='variant',
-            constraint=models.CheckConstraint(condition=models.Q(('weight__gt', 0)), name='variant_weight_positive'),
+            model_name="variant",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("weight__gt", 0)), name="variant_weight_positive"
+            ),
         ),
         migrations.AddIndex(
-            model_name='exposure',
-            index=models.Index(fields=['experiment', 'variant'], name='exposure_exp_variant'),
+            model_name="exposure",
+            index=models.Index(fields=["experiment", "variant"], name="exposure_exp_variant"),
         ),
         migrations.AddConstraint(
-            model_name='exposure',
-            constraint=models.UniqueConstraint(fields=('experiment', 'unit_id'), name='exposure_once_per_unit'),
+            model_name="exposure",
+            constraint=models.UniqueConstraint(
+                fields=("experiment", "unit_id"), name="exposure_once_per_unit"
+            ),
         ),
     ]

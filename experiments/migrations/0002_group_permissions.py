@@ -36,7 +36,9 @@ def grant(apps, schema_editor):
     for group_name, codenames in GRANTS.items():
         group, _ = Group.objects.get_or_create(name=group_name)
         group.permissions.add(
-            *Permission.objects.filter(content_type__app_label="experiments", codename__in=codenames)
+            *Permission.objects.filter(
+                content_type__app_label="experiments", codename__in=codenames
+            )
         )
 
 

@@ -206,3 +206,31 @@ def test_variants_split_by_weight():
         ):
             counts[a.variant] += 1
     assert stats.chisquare(list(counts.values())).pvalue > 0.001
+
+
+def test_the_lean_assignment_endpoint_keeps_the_api_error_contract(integration_api, anon_api):
+    make_experiment("rec-v2")
+    bad_token = anon_api.post(
+        "/api/v1/assignments/",
+        {"experiment": "rec-v2", "unit_id": "u"},
+        format="json",
+        HTTP_AUTHORIZATION="Token not-a-token",
+    )
+    assert bad_token.status_code == 401
+    assert bad_token.json() == {"detail": "Invalid token."}
+    assert bad_token["WWW-Authenticate"] == "Token"
+    assert integration_api.get("/api/v1/assignments/").status_code == 405
+    broken = integration_api.post(
+        "/api/v1/assignments/", "{not json", content_type="application/json"
+    )
+    assert broken.status_code == 400
+    assert "JSON parse error" in broken.json()["detail"]
+    not_object = integration_api.post("/api/v1/assignments/", [1, 2], format="json")
+    assert not_object.status_code == 400
+    assert not Exposure.objects.exists()
+
+
+def test_the_schema_documents_the_lean_assignment_endpoint(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    operation = schema["paths"]["/api/v1/assignments/"]["post"]
+    assert "AssignmentInput" in str(operation["requestBody"])
