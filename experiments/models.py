@@ -68,6 +68,29 @@ class Experiment(TimeStampedModel):
     started_at = models.DateTimeField(null=True, blank=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
 
+    # How results are computed and decided.
+    sequential = models.BooleanField(
+        default=True,
+        help_text="Decide on always-valid (sequential) inference, safe to look at any time.",
+    )
+    correction = models.CharField(
+        max_length=8,
+        choices=[("holm", "Holm"), ("bh", "Benjamini–Hochberg")],
+        default="holm",
+        help_text="Multiple-testing correction across decision metrics × treatments.",
+    )
+    cuped_lookback_days = models.PositiveSmallIntegerField(
+        default=14, help_text="Pre-exposure window of CUPED; 0 turns CUPED off."
+    )
+    exclude_carryover = models.BooleanField(
+        default=True,
+        help_text="Leave out units first exposed during the canary stage of a linked rollout.",
+    )
+    decision_policy = models.JSONField(
+        default=dict, blank=True, help_text="Overrides of the default decision rules."
+    )
+    analysis_claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
+
     class Meta:
         ordering = ["-created_at"]
         permissions = [
@@ -173,3 +196,66 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return self.event_id
+
+
+class Snapshot(models.Model):
+    """The results of one analysis run, frozen: the REST `results` answer and
+    the decision report are rendered from it."""
+
+    class Trigger(models.TextChoices):
+        SCHEDULE = "schedule", "Beat schedule"
+        API = "api", "Requested over the API"
+        MANUAL = "manual", "Run by hand"
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="snapshots")
+    computed_at = models.DateTimeField(db_index=True)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    inputs_hash = models.CharField(max_length=64)
+    units = models.PositiveIntegerField(default=0)
+    carryover_excluded = models.PositiveIntegerField(default=0)
+    srm = models.JSONField(default=dict)
+    metrics = models.JSONField(default=list)
+    decision = models.JSONField(default=dict)
+    service = models.JSONField(default=dict, blank=True)
+    duration_ms = models.FloatField(default=0)
+
+    class Meta:
+        ordering = ["-computed_at", "-id"]
+        indexes = [models.Index(fields=["experiment", "-computed_at"], name="snapshot_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.experiment_id} @ {self.computed_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def verdict(self) -> str:
+        return self.decision.get("verdict", "")
+
+
+class SnapshotMetric(models.Model):
+    """One comparison of a snapshot as flat columns, so that charts over time
+    read a few numbers per snapshot instead of whole JSON documents."""
+
+    snapshot = models.ForeignKey(Snapshot, on_delete=models.CASCADE, related_name="rows")
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="+")
+    computed_at = models.DateTimeField()
+    metric = models.CharField(max_length=KEY_MAX_LENGTH)
+    variant = models.CharField(max_length=KEY_MAX_LENGTH)
+    units = models.PositiveIntegerField()
+    absolute_effect = models.FloatField(null=True)
+    relative_effect = models.FloatField(null=True)
+    ci_low = models.FloatField(null=True)
+    ci_high = models.FloatField(null=True)
+    sequential_ci_low = models.FloatField(null=True)
+    sequential_ci_high = models.FloatField(null=True)
+    p_value = models.FloatField(null=True)
+    sequential_p_value = models.FloatField(null=True)
+    p_value_adjusted = models.FloatField(null=True)
+    significant = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["experiment", "metric", "computed_at"], name="snapshot_series")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.metric}/{self.variant} @ {self.computed_at:%Y-%m-%d %H:%M}"

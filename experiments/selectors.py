@@ -1,7 +1,7 @@
 from django.db.models import Prefetch, QuerySet
 
 from common.errors import DomainError
-from experiments.models import Experiment, ExperimentMetric, Metric
+from experiments.models import Experiment, ExperimentMetric, Metric, Snapshot
 
 
 def experiments_with_details() -> QuerySet[Experiment]:
@@ -20,3 +20,36 @@ def get_experiment(key: str) -> Experiment:
 
 def list_metrics() -> QuerySet[Metric]:
     return Metric.objects.all()
+
+
+def snapshot_results(snapshot: Snapshot) -> dict:
+    """The `results` answer of the contract, from a stored snapshot."""
+    experiment = snapshot.experiment
+    return {
+        "experiment": experiment.key,
+        "name": experiment.name,
+        "hypothesis": experiment.hypothesis,
+        "snapshot_id": snapshot.id,
+        "computed_at": snapshot.computed_at.isoformat(),
+        "inputs_hash": snapshot.inputs_hash,
+        "units": snapshot.units,
+        "carryover_excluded": snapshot.carryover_excluded,
+        "inference": "sequential" if experiment.sequential else "fixed_horizon",
+        "correction": experiment.correction,
+        "alpha": experiment.alpha,
+        "srm": snapshot.srm,
+        "metrics": snapshot.metrics,
+        "decision": snapshot.decision,
+        "service": snapshot.service,
+    }
+
+
+def latest_snapshot(experiment: Experiment) -> Snapshot:
+    snapshot = experiment.snapshots.select_related("experiment").first()
+    if snapshot is None:
+        raise DomainError(
+            f"Experiment '{experiment.key}' has no results yet: run an analysis "
+            f"(POST /api/v1/experiments/{experiment.key}/analysis/) or wait for the schedule.",
+            code="not_found",
+        )
+    return snapshot

@@ -17,6 +17,19 @@ urlpatterns = [
     path(
         "experiments/<slug:key>/sdk-config/", views.SdkConfigView.as_view(), name="experiment-sdk"
     ),
+    path(
+        "experiments/<slug:key>/analysis/", views.AnalysisView.as_view(), name="experiment-analysis"
+    ),
+    path("experiments/<slug:key>/results/", views.ResultsView.as_view(), name="experiment-results"),
+    path(
+        "experiments/<slug:key>/snapshots/",
+        views.SnapshotListView.as_view(),
+        name="experiment-snapshots",
+    ),
+    path("experiments/<slug:key>/report/", views.ReportView.as_view(), name="experiment-report"),
+    path(
+        "experiments/<slug:key>/segments/", views.SegmentsView.as_view(), name="experiment-segments"
+    ),
     path("assignments/", views.assignment_endpoint, name="assignment"),
     path("assignments/batch/", views.BatchAssignmentView.as_view(), name="assignment-batch"),
     path("exposures/", views.ExposureBatchView.as_view(), name="exposures"),

@@ -1,6 +1,7 @@
 """REST contract v1 for experiments: thin views that parse, call one service
 and render. Errors come from services as DomainError (see common.api)."""
 
+from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.permissions import IsAuthenticated
@@ -12,9 +13,10 @@ from common.api import LenientJSONParser
 from common.errors import DomainError
 from common.lean_api import lean_json_endpoint
 from common.permissions import has_perm
-from experiments import selectors, serializers
+from experiments import report, selectors, serializers
 from experiments.hashing import normalise_weights
-from experiments.services import assignment, ingestion, lifecycle
+from experiments.models import Snapshot, SnapshotMetric
+from experiments.services import analysis, assignment, ingestion, lifecycle, segments
 
 CanSendData = has_perm("experiments.send_data")
 CanManage = has_perm("experiments.manage_experiment")
@@ -238,3 +240,116 @@ class EventBatchView(APIView):
     def post(self, request: Request) -> Response:
         result = ingestion.ingest_events(_batch(request, "events"))
         return Response(result.as_dict())
+
+
+class AnalysisView(APIView):
+    """Run an analysis now and store its snapshot. 409 for a draft."""
+
+    permission_classes = [CanManage]
+
+    @extend_schema(request=None, responses={201: dict})
+    def post(self, request: Request, key: str) -> Response:
+        experiment = selectors.get_experiment(key)
+        snapshot = analysis.analyse_experiment(experiment=experiment, trigger=Snapshot.Trigger.API)
+        return Response(selectors.snapshot_results(snapshot), status=status.HTTP_201_CREATED)
+
+
+class ResultsView(APIView):
+    """The latest snapshot's results. 404 before the first analysis."""
+
+    @extend_schema(responses=dict)
+    def get(self, request: Request, key: str) -> Response:
+        snapshot = selectors.latest_snapshot(selectors.get_experiment(key))
+        return Response(selectors.snapshot_results(snapshot))
+
+
+class SnapshotListView(APIView):
+    """Results over time: per snapshot the verdict and, per metric and
+    treatment, the effect, its intervals and p-values. `?limit=` (default 500)."""
+
+    @extend_schema(responses=dict)
+    def get(self, request: Request, key: str) -> Response:
+        experiment = selectors.get_experiment(key)
+        try:
+            limit = min(max(int(request.query_params.get("limit", 500)), 1), 5000)
+        except ValueError as exc:
+            raise DomainError("limit must be a whole number.", field="limit") from exc
+        snapshots = list(
+            experiment.snapshots.only("id", "computed_at", "decision", "units", "srm", "trigger")[
+                :limit
+            ]
+        )
+        rows: dict[int, list[dict]] = {s.id: [] for s in snapshots}
+        for row in SnapshotMetric.objects.filter(snapshot_id__in=rows).values(
+            "snapshot_id",
+            "metric",
+            "variant",
+            "units",
+            "absolute_effect",
+            "relative_effect",
+            "ci_low",
+            "ci_high",
+            "sequential_ci_low",
+            "sequential_ci_high",
+            "p_value",
+            "sequential_p_value",
+            "p_value_adjusted",
+            "significant",
+        ):
+            rows[row.pop("snapshot_id")].append(row)
+        return Response(
+            {
+                "experiment": experiment.key,
+                "snapshots": [
+                    {
+                        "id": s.id,
+                        "computed_at": s.computed_at.isoformat(),
+                        "trigger": s.trigger,
+                        "units": s.units,
+                        "verdict": s.verdict,
+                        "srm_flagged": s.srm.get("flagged", False),
+                        "comparisons": rows[s.id],
+                    }
+                    for s in snapshots
+                ],
+            }
+        )
+
+
+class ReportView(APIView):
+    """The decision report of the latest snapshot: `?format=md|csv|json`."""
+
+    RENDERERS = {
+        "md": (report.render_markdown, "text/markdown; charset=utf-8", "md"),
+        "csv": (report.render_csv, "text/csv; charset=utf-8", "csv"),
+        "json": (report.render_json, "application/json", "json"),
+    }
+
+    @extend_schema(responses=dict)
+    def get(self, request: Request, key: str) -> HttpResponse:
+        fmt = request.query_params.get("format", "md")
+        if fmt not in self.RENDERERS:
+            raise DomainError("format must be one of md, csv, json.", field="format")
+        snapshot = selectors.latest_snapshot(selectors.get_experiment(key))
+        render, content_type, extension = self.RENDERERS[fmt]
+        body = render(report.report_data(selectors.snapshot_results(snapshot)))
+        response = HttpResponse(body, content_type=content_type)
+        response["Content-Disposition"] = (
+            f'attachment; filename="{key}-report-{snapshot.id}.{extension}"'
+        )
+        return response
+
+
+class SegmentsView(APIView):
+    """Results by an exposure attribute: `?attribute=platform`."""
+
+    @extend_schema(responses=dict)
+    def get(self, request: Request, key: str) -> Response:
+        attribute = request.query_params.get("attribute", "")
+        if not attribute or len(attribute) > segments.MAX_ATTRIBUTE_LENGTH:
+            raise DomainError(
+                "Give the exposure attribute to break down by, e.g. ?attribute=platform.",
+                field="attribute",
+            )
+        experiment = selectors.get_experiment(key)
+        return Response(segments.segment_results(experiment=experiment, attribute=attribute))

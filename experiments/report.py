@@ -1,0 +1,142 @@
+"""The decision report, rendered from one snapshot only: the same snapshot
+always gives the same report, byte for byte."""
+
+import csv
+import io
+import json
+from typing import Any
+
+REPORT_COLUMNS = [
+    "metric",
+    "role",
+    "variant",
+    "control",
+    "units",
+    "control_units",
+    "mean",
+    "control_mean",
+    "absolute_effect",
+    "relative_effect",
+    "ci_low",
+    "ci_high",
+    "sequential_ci_low",
+    "sequential_ci_high",
+    "p_value",
+    "sequential_p_value",
+    "p_value_adjusted",
+    "significant",
+]
+
+
+def report_data(results: dict[str, Any]) -> dict[str, Any]:
+    """The report's content: the results answer plus the verdict up front."""
+    return {
+        "experiment": results["experiment"],
+        "name": results.get("name", ""),
+        "hypothesis": results.get("hypothesis", ""),
+        "snapshot_id": results["snapshot_id"],
+        "computed_at": results["computed_at"],
+        "inputs_hash": results["inputs_hash"],
+        "verdict": results["decision"]["verdict"],
+        "reasons": results["decision"]["reasons"],
+        "units": results["units"],
+        "carryover_excluded": results["carryover_excluded"],
+        "srm": results["srm"],
+        "service": results.get("service") or {},
+        "rows": list(_rows(results)),
+    }
+
+
+def _rows(results: dict[str, Any]):
+    for metric in results["metrics"]:
+        by_variant = {v["variant"]: v for v in metric["variants"]}
+        for c in metric["comparisons"]:
+            treated, control = by_variant.get(c["variant"], {}), by_variant.get(c["control"], {})
+            yield {
+                "metric": metric["metric"],
+                "role": metric["role"],
+                "variant": c["variant"],
+                "control": c["control"],
+                "units": treated.get("units"),
+                "control_units": control.get("units"),
+                "mean": treated.get("mean"),
+                "control_mean": control.get("mean"),
+                **{k: c.get(k) for k in REPORT_COLUMNS[8:]},
+            }
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def render_markdown(data: dict[str, Any]) -> str:
+    lines = [
+        f"# Decision report: {data['experiment']}",
+        "",
+        f"**Verdict: {data['verdict'].upper()}**",
+        "",
+        *[f"- {reason}" for reason in data["reasons"]],
+        "",
+        f"- Snapshot: {data['snapshot_id']} computed at {data['computed_at']}",
+        f"- Inputs hash: `{data['inputs_hash']}`",
+        f"- Units analysed: {data['units']:,}"
+        + (
+            f" ({data['carryover_excluded']:,} first exposed during the canary left out)"
+            if data["carryover_excluded"]
+            else ""
+        ),
+    ]
+    if data["hypothesis"]:
+        lines.append(f"- Hypothesis: {data['hypothesis']}")
+    srm = data["srm"]
+    srm_p = _num(srm.get("p_value"))
+    lines.append(
+        f"- Sample ratio check: {'MISMATCH' if srm.get('flagged') else 'ok'} (p = {srm_p}; "
+        + ", ".join(f"{k}: {v:,}" for k, v in srm.get("observed", {}).items())
+        + ")"
+    )
+    if data["service"]:
+        service = data["service"]
+        lines.append(
+            f"- Treatment service levels ({service.get('source', '')}): error rate "
+            f"{_num(service.get('error_rate'))}, P95 {_num(service.get('p95_ms'))} ms"
+        )
+    lines += [
+        "",
+        "| metric | role | variant | units | mean (control) | effect | relative | "
+        "CI (fixed) | CI (sequential) | p | p adj. | significant |",
+        "| --- | --- | --- | ---: | --- | ---: | ---: | --- | --- | ---: | ---: | --- |",
+    ]
+    for r in data["rows"]:
+        rel = r["relative_effect"]
+        lines.append(
+            f"| {r['metric']} | {r['role']} | {r['variant']} | {_num(r['units'])} | "
+            f"{_num(r['mean'])} ({_num(r['control_mean'])}) | {_num(r['absolute_effect'])} | "
+            f"{'–' if rel is None else f'{rel * 100:+.1f} %'} | "
+            f"[{_num(r['ci_low'])}, {_num(r['ci_high'])}] | "
+            f"[{_num(r['sequential_ci_low'])}, {_num(r['sequential_ci_high'])}] | "
+            f"{_num(r['p_value'], 3)} | {_num(r['p_value_adjusted'], 3)} | "
+            f"{_num(r['significant'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def render_csv(data: dict[str, Any]) -> str:
+    out = io.StringIO()
+    out.write(f"# experiment={data['experiment']} verdict={data['verdict']} ")
+    out.write(f"snapshot={data['snapshot_id']} inputs_hash={data['inputs_hash']}\n")
+    writer = csv.DictWriter(out, fieldnames=REPORT_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in data["rows"]:
+        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    return out.getvalue()
+
+
+def render_json(data: dict[str, Any]) -> str:
+    return json.dumps(data, indent=2, sort_keys=True)
