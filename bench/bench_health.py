@@ -4,10 +4,11 @@ Usage: .venv/bin/python bench/bench_health.py [--days 30] [--stable-rpm 100] [--
 
 Prints:
 * ``bucket_index`` cost per call (the hot path run on every HTTP request), also
-  ``LatencyHistogram.add`` and ``RequestTally.record``;
+  ``LatencyHistogram.add`` and ``RequestTally.record`` (plain, and for an unavailable request);
 * for a rollout with one row per version and minute over ``--days`` days (43 200 windows per
   version for 30 days): decoding the stored JSON rows, merging them and ``evaluate_health``,
-  for a healthy and for a failing canary.
+  for a healthy canary, one failing with HTTP 500s (error rate only) and one failing with
+  HTTP 503s (error rate and availability).
 """
 
 from __future__ import annotations
@@ -63,19 +64,34 @@ def bench_hot_path() -> None:
     print(f"  bucket_index(x)        {per_call_ns('bucket_index(x)', env):7.1f} ns/call")
     print(f"  LatencyHistogram.add   {per_call_ns('histogram.add(x)', env):7.1f} ns/call")
     print(f"  RequestTally.record    {per_call_ns('tally.record(x)', env):7.1f} ns/call")
+    unavailable = per_call_ns("tally.record(x, unavailable=True)", env)
+    print(f"    (unavailable=True)   {unavailable:7.1f} ns/call")
 
 
-def make_rows(windows: int, rpm: int, error_rate: float, median_ms: float, seed: int) -> list[str]:
-    """One JSON row per minute window, as a flush would store them."""
+def make_rows(
+    windows: int,
+    rpm: int,
+    error_rate: float,
+    median_ms: float,
+    seed: int,
+    unavailable_share: float = 0.0,
+) -> list[str]:
+    """One JSON row per minute window, as a flush would store them.
+
+    ``unavailable_share`` of the errors are 502/503/504 or unanswered, the rest HTTP 500s.
+    """
     rng = np.random.default_rng(seed)
     latencies = rng.lognormal(math.log(median_ms), 0.6, size=windows * rpm).tolist()
-    errors = rng.binomial(rpm, error_rate, size=windows).tolist()
+    errors = rng.binomial(rpm, error_rate, size=windows)
+    unavailable = rng.binomial(errors, unavailable_share).tolist()
     rows = []
     for w in range(windows):
         histogram = LatencyHistogram()
         for x in latencies[w * rpm : (w + 1) * rpm]:
             histogram.add(x)
-        tally = RequestTally(requests=rpm, errors=errors[w], histogram=histogram)
+        tally = RequestTally(
+            requests=rpm, errors=int(errors[w]), unavailable=unavailable[w], histogram=histogram
+        )
         rows.append(json.dumps(tally.to_dict()))
     return rows
 
@@ -101,10 +117,15 @@ def bench_evaluation(days: int, stable_rpm: int, canary_rpm: int) -> None:
         f"stable {stable_rpm} req/min, canary {canary_rpm} req/min"
     )
     start = time.perf_counter()
-    stable_rows = make_rows(windows, stable_rpm, 0.001, 30.0, seed=1)
+    stable_rows = make_rows(windows, stable_rpm, 0.001, 30.0, seed=1, unavailable_share=0.2)
     scenarios = {
-        "healthy canary (0.02 % errors)": make_rows(windows, canary_rpm, 0.0002, 30.0, seed=2),
-        "failing canary (3 % errors)   ": make_rows(windows, canary_rpm, 0.03, 30.0, seed=3),
+        "healthy canary (0.02 % errors)": make_rows(
+            windows, canary_rpm, 0.0002, 30.0, seed=2, unavailable_share=0.5
+        ),
+        "failing canary (3 % HTTP 500) ": make_rows(windows, canary_rpm, 0.03, 30.0, seed=3),
+        "failing canary (2 % HTTP 503) ": make_rows(
+            windows, canary_rpm, 0.02, 30.0, seed=4, unavailable_share=1.0
+        ),
     }
     print(f"  (setup: rows generated in {time.perf_counter() - start:.1f} s, not timed below)")
 
@@ -112,7 +133,8 @@ def bench_evaluation(days: int, stable_rpm: int, canary_rpm: int) -> None:
     stable_merge_s, stable = timed(partial(RequestTally.merged, stable_windows))
     print(
         f"  stable: decode JSON rows {decode_s * 1e3:7.1f} ms, merge {stable_merge_s * 1e3:6.1f} ms"
-        f" ({stable.requests} requests, {len(stable.histogram.to_counts())} buckets)"
+        f" ({stable.requests} requests, {stable.unavailable} unavailable, "
+        f"{len(stable.histogram.to_counts())} buckets)"
     )
     policy = HealthPolicy()
     for name, rows in scenarios.items():

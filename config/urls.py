@@ -8,6 +8,7 @@ from common import views as common_views
 urlpatterns = [
     # The integration API first: its requests are the most frequent by far.
     path("api/v1/", include("experiments.urls")),
+    path("api/v1/", include("rollout.urls")),
     path("", common_views.overview, name="overview"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

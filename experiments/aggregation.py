@@ -111,12 +111,14 @@ def metric_sums(
         outer += ", SUM(u.x), SUM(u.x * u.x), SUM(u.x * u.y)"
     sql = (
         f"SELECT u.seg, u.variant_id, {outer} FROM ("
-        f" SELECT e.variant_id, {segment} AS seg, e.unit_id, {', '.join(columns)}"
+        f" SELECT e.variant_id, {segment} AS seg, {', '.join(columns)}"
         " FROM experiments_exposure e"
         " LEFT JOIN experiments_event ev ON ev.unit_id = e.unit_id AND ev.metric_id = %s"
         f" AND ev.timestamp >= {lower}{event_bound}"
         f" WHERE {where}"
-        f" GROUP BY e.variant_id, seg, e.unit_id{having}"
+        # Grouping by the exposure's key (one per unit) is narrower, hence faster,
+        # than by (variant, unit); variant and segment depend on it functionally.
+        f" GROUP BY e.id{having}"
         ") u GROUP BY u.seg, u.variant_id"
     )
     params = [*segment_params, metric.id, *lower_params, *event_params, *scope_params]

@@ -217,6 +217,9 @@ class Snapshot(models.Model):
     metrics = models.JSONField(default=list)
     decision = models.JSONField(default=dict)
     service = models.JSONField(default=dict, blank=True)
+    # Newest event and exposure ids when computed: a scheduled refresh that
+    # finds the same watermark skips the work (see services.analysis).
+    watermark = models.JSONField(default=dict, blank=True)
     duration_ms = models.FloatField(default=0)
 
     class Meta:

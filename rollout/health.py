@@ -8,11 +8,17 @@ Rules
 Three rules compare the canary with two ``Thresholds`` sets, the SLA (what a healthy version
 meets) and the rollback thresholds (what justifies an automatic rollback):
 
-* error rate: ``errors / requests`` (error = 5xx or unhandled exception);
-* availability: ``1 - error rate``; with the seed defaults its SLA (99.95 %, i.e. 0.05 %
-  errors) is ten times stricter than the error-rate SLA (0.5 %), and its rollback threshold
-  (99 %) equals the error-rate one (1 %); both rules are kept because they are configured
-  separately;
+* error rate: ``errors / requests``; an error is any 5xx answer or an unhandled exception
+  (does the version work?);
+* availability: ``1 - unavailable / requests``, the SRE measure (was the service there to
+  answer?). A request is *unavailable* when it was answered 502, 503 or 504 or got no answer
+  at all (connection refused or reset, timeout); every other answer, a 500 from a bug
+  included, counts as available. Unavailable requests are a subset of the errors, so a
+  canary throwing 500s fails the error-rate rule while its availability stays 100 %, and one
+  answering 503s fails both. The rule is judged on the unavailable share against
+  ``1 - min_availability``: with the seed defaults at most 0.05 % unavailable for the SLA
+  (99.95 %) and 1 % for the rollback threshold (99 %), next to at most 0.5 % / 1 % errors of
+  any kind;
 * p95 latency, from the merged ``LatencyHistogram`` (1 % relative accuracy).
 
 A threshold is crossed when the value is strictly worse than it (equality is within).
@@ -23,9 +29,10 @@ Verdicts, by precedence
     a rollback threshold is crossed *significantly* on at least ``min_requests`` samples:
     the exact one-sided binomial test of "true rate > rollback limit" rejects at
     ``policy.confidence`` (equivalently, the Clopper-Pearson lower bound of the canary rate
-    is above the limit). For p95 the tested rate is the fraction of requests slower than
-    ``rollback.max_p95_ms``, which exceeds 5 % when the p95 exceeds that latency (up to the
-    histogram's one-bucket, 1 % resolution).
+    is above the limit). The tested rate is the error rate, the unavailable share
+    (``1 - availability``, so the bound shown is an upper bound of the availability) or, for
+    p95, the fraction of requests slower than ``rollback.max_p95_ms``, which exceeds 5 % when
+    the p95 exceeds that latency (up to the histogram's one-bucket, 1 % resolution).
     Action ``rollback``, or ``alert`` on a global incident (below).
 ``degraded``
     outside the SLA, or past a rollback threshold without significance yet. Action ``hold``.
@@ -47,18 +54,22 @@ Minimum requests (``derive_min_requests``)
 For a rate rule with SLA limit ``p0`` and rollback limit ``p1 > p0``, ``min_requests`` is the
 smallest number of requests ``n`` at which the two limits are statistically distinguishable:
 the exact one-sided binomial test of "rate = p0" at level ``alpha = 1 - confidence``
-(reject when ``errors >= k``, ``k`` the smallest count with ``P(X >= k | n, p0) <= alpha``)
+(reject when the count of errors, or of unavailable requests, is ``>= k``, ``k`` the
+smallest count with ``P(X >= k | n, p0) <= alpha``)
 rejects with probability ``>= power`` when the true rate is ``p1``. So at ``min_requests`` a
 canary sitting at the SLA limit looks past it at most ``alpha`` of the time, and one sitting
 at the rollback limit is told apart from it at least ``power`` of the time.
 
 Seed defaults (confidence 95 %, power 80 %): error rate 0.5 % vs 1 % -> 1 811 requests
-(critical count 15 errors; exact level 4.3 %, power 80.0 %); availability 0.05 % vs 1 %
-errors -> 299 (critical count 2). The textbook normal approximation
-``((z_(1-alpha) sqrt(p0 q0) + z_power sqrt(p1 q1)) / (p1 - p0))**2`` gives 1 597 and 161,
-whose exact power is only 72 % and 48 %: at these small rates the binomial is too skewed for
-it, hence the exact search. Exact power is saw-toothed in ``n`` (a few points either way just
-above the minimum); the count keeps growing during a rollout, so that does not matter.
+(critical count 15 errors; exact level 4.3 %, power 80.0 %); availability 99.95 % vs 99 %,
+i.e. 0.05 % vs 1 % unavailable -> 299 (critical count 2 unavailable). The availability
+limits are twenty times apart where the error-rate ones are two, so the availability rule
+needs far fewer requests and the error-rate rule sets the requirement. The textbook normal
+approximation ``((z_(1-alpha) sqrt(p0 q0) + z_power sqrt(p1 q1)) / (p1 - p0))**2`` gives
+1 597 and 161, whose exact power is only 72 % and 48 %: at these small rates the binomial is
+too skewed for it, hence the exact search. Exact power is saw-toothed in ``n`` (a few points
+either way just above the minimum); the count keeps growing during a rollout, so that does
+not matter.
 
 The p95 thresholds are latencies, not two limits on one rate, so they give no effect size.
 The p95 instead needs enough samples for the sample to reach the true p95 with
@@ -75,7 +86,8 @@ Stable with little data, and global incidents
 A rule the canary breaches is attributed to a *global incident* when stable has at least
 ``min_requests`` samples, stable itself crosses the same threshold (point estimate), and the
 canary is not significantly worse than stable (one-sided pooled two-proportion z-test at
-``policy.confidence``, on the error counts or on the counts slower than the threshold). The
+``policy.confidence``, on the error counts, the unavailable counts or the counts slower than
+the threshold). The
 verdict is unchanged, ``global_incident`` is set when every breached rule of the verdict's
 level is so attributed, and ``failing`` then recommends ``alert`` instead of ``rollback``
 unless ``policy.blame_canary_on_global_incident``. When stable has too few requests a global
@@ -381,7 +393,10 @@ def derive_min_requests(sla: Thresholds, rollback: Thresholds, policy: HealthPol
 
 @dataclass(frozen=True)
 class VersionStats:
-    """Numbers of one version as evaluated; rates and latencies are ``None`` without data."""
+    """Numbers of one version as evaluated; rates and latencies are ``None`` without data.
+
+    ``availability`` is ``1 - unavailable / requests`` (see ``RequestTally``).
+    """
 
     requests: int
     errors: int
@@ -391,6 +406,8 @@ class VersionStats:
     p95_ms: float | None
     p99_ms: float | None
     latency_samples: int
+    # Last, with a default, so that existing positional or keyword construction keeps working.
+    unavailable: int = 0
 
     @classmethod
     def from_tally(cls, tally: RequestTally) -> VersionStats:
@@ -400,6 +417,7 @@ class VersionStats:
         return cls(
             requests=tally.requests,
             errors=tally.errors,
+            unavailable=tally.unavailable,
             error_rate=tally.error_rate,
             availability=tally.availability,
             p50_ms=p50,
@@ -412,6 +430,7 @@ class VersionStats:
         return {
             "requests": self.requests,
             "errors": self.errors,
+            "unavailable": self.unavailable,
             "error_rate": self.error_rate,
             "availability": self.availability,
             "p50_ms": self.p50_ms,
@@ -500,17 +519,23 @@ class _Outcome:
 
 @dataclass(frozen=True)
 class _RateView:
-    """How a rate rule reads and words its numbers (error rate or availability)."""
+    """How a rate rule counts, reads and words its numbers (error rate or availability)."""
 
     label: str
-    shown: Callable[[float], float]  # error-rate space -> displayed value
+    events: Callable[[RequestTally], int]  # the counted bad requests
+    noun: str  # how those are named after a count: "120 errors", "60 unavailable"
+    shown: Callable[[float], float]  # rate of bad requests -> displayed value
     worse: str  # comparison shown when crossing a limit
     better: str
     bound: str  # the confidence bound that matters, named in display space
 
 
-_ERROR_RATE_VIEW: Final = _RateView("error rate", lambda r: r, ">", "<=", "lower")
-_AVAILABILITY_VIEW: Final = _RateView("availability", lambda r: 1.0 - r, "<", ">=", "upper")
+_ERROR_RATE_VIEW: Final = _RateView(
+    "error rate", lambda t: t.errors, "errors", lambda r: r, ">", "<=", "lower"
+)
+_AVAILABILITY_VIEW: Final = _RateView(
+    "availability", lambda t: t.unavailable, "unavailable", lambda r: 1.0 - r, "<", ">=", "upper"
+)
 
 
 def _rate_rule(
@@ -523,10 +548,11 @@ def _rate_rule(
     min_requests: int,
     policy: HealthPolicy,
 ) -> _Outcome:
-    """Judge one rate rule; limits are given in error-rate space (availability = 1 - rate)."""
+    """Judge one rate rule; limits are rates of bad requests (availability = 1 - rate)."""
     alpha = 1.0 - policy.confidence
     conf = f"{policy.confidence * 100:g} %"
-    n, k = canary.requests, canary.errors
+    n, k = canary.requests, view.events(canary)
+    counted = f"{_count(k)} {view.noun}"
     rate = k / n if n else 0.0
 
     def shown_pair(value: float, limit: float) -> tuple[str, str]:
@@ -547,7 +573,7 @@ def _rate_rule(
         value, limit = shown_pair(rate, sla_limit)
         _, rollback_shown = shown_pair(rate, rollback_limit)
         reason = (
-            f"canary {view.label} {value} on only {_count(n)} requests ({_count(k)} errors) "
+            f"canary {view.label} {value} on only {_count(n)} requests ({counted}) "
             f"< {_count(min_requests)} needed to tell SLA {limit} from rollback threshold "
             f"{rollback_shown}: not judged yet"
         )
@@ -565,7 +591,7 @@ def _rate_rule(
     if _exceeds(rate, rollback_limit):
         value, limit = shown_pair(rate, rollback_limit)
         significant, bound = significance()
-        numbers = f"{_count(n)} requests, {_count(k)} errors; {bound}"
+        numbers = f"{_count(n)} requests, {counted}; {bound}"
         if significant:
             outcome = _Outcome(_Level.ROLLBACK)
             outcome.reasons.append(
@@ -584,7 +610,7 @@ def _rate_rule(
         outcome = _Outcome(_Level.SLA)
         outcome.reasons.append(
             f"canary {view.label} {value} {view.worse} SLA threshold {limit} "
-            f"({_count(n)} requests, {_count(k)} errors)"
+            f"({_count(n)} requests, {counted})"
         )
         level_limit = sla_limit
     else:
@@ -593,22 +619,22 @@ def _rate_rule(
             _Level.OK,
             [
                 f"canary {view.label} {value} {view.better} SLA threshold {limit} "
-                f"({_count(n)} requests, {_count(k)} errors)"
+                f"({_count(n)} requests, {counted})"
             ],
         )
 
     level_name = "rollback threshold" if outcome.level is _Level.ROLLBACK else "SLA threshold"
+    stable_k = view.events(stable)
     _compare_with_stable(
         outcome,
         label=view.label,
         canary_k=k,
         canary_n=n,
-        stable_k=stable.errors,
+        stable_k=stable_k,
         stable_n=stable.requests,
-        stable_crosses=stable.requests > 0
-        and _exceeds(stable.errors / stable.requests, level_limit),
+        stable_crosses=stable.requests > 0 and _exceeds(stable_k / stable.requests, level_limit),
         stable_shown=(
-            _percents(view.shown(stable.errors / stable.requests), view.shown(level_limit))[0]
+            _percents(view.shown(stable_k / stable.requests), view.shown(level_limit))[0]
             if stable.requests
             else "n/a"
         ),

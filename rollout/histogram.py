@@ -300,29 +300,57 @@ def _value_at_rank(buckets: Sequence[tuple[int, int]], rank: int) -> float:
 
 @dataclass(eq=True)
 class RequestTally:
-    """Requests, errors and latencies of one version over some time range.
+    """Requests, errors, unavailable requests and latencies of one version over a time range.
 
-    An error is a 5xx answer or an unhandled exception; 4xx answers are the client's fault
-    and count as successful requests. ``histogram.count`` may be lower than ``requests``
-    when some requests had no measurable latency (e.g. aborted before the response).
-    Rates and quantiles are ``None`` when there is no data rather than a misleading 0.
+    Two nested counts, ``unavailable <= errors <= requests``:
+
+    error
+        a 5xx answer or an unhandled exception (judged by the error-rate rule); 4xx answers
+        are the client's fault and count as successful requests.
+    unavailable
+        the service was not available to answer: a 502, 503 or 504 answer, or no answer at
+        all (connection refused or reset, timeout). Every unavailable request is also an
+        error; a 500 from a bug is an error but the service was *available*. ``availability``
+        is ``1 - unavailable / requests``, the SRE measure, not ``1 - error_rate``.
+
+    ``histogram.count`` may be lower than ``requests`` when some requests had no measurable
+    latency (e.g. aborted before the response). Rates and quantiles are ``None`` when there is
+    no data rather than a misleading 0.
     """
 
     requests: int = 0
     errors: int = 0
     histogram: LatencyHistogram = field(default_factory=LatencyHistogram)
+    # Last so that positional construction ``RequestTally(requests, errors, histogram)`` keeps
+    # working; the default keeps tallies built before the counter existed valid.
+    unavailable: int = 0
 
     def __post_init__(self) -> None:
-        if self.requests < 0 or self.errors < 0:
-            raise ValueError(f"negative tally: requests={self.requests}, errors={self.errors}")
+        if self.requests < 0 or self.errors < 0 or self.unavailable < 0:
+            raise ValueError(
+                f"negative tally: requests={self.requests}, errors={self.errors}, "
+                f"unavailable={self.unavailable}"
+            )
         if self.errors > self.requests:
             raise ValueError(f"errors ({self.errors}) exceed requests ({self.requests})")
+        if self.unavailable > self.errors:
+            raise ValueError(
+                f"unavailable ({self.unavailable}) exceed errors ({self.errors}): every "
+                f"unavailable request is an error"
+            )
 
-    def record(self, latency_ms: float | None, *, error: bool = False) -> None:
-        """Count one request; ``latency_ms=None`` counts it without a latency sample."""
+    def record(
+        self, latency_ms: float | None, *, error: bool = False, unavailable: bool = False
+    ) -> None:
+        """Count one request; ``latency_ms=None`` counts it without a latency sample.
+
+        ``unavailable=True`` (502/503/504 or no answer) implies ``error=True``.
+        """
         self.requests += 1
-        if error:
+        if error or unavailable:
             self.errors += 1
+            if unavailable:
+                self.unavailable += 1
         if latency_ms is not None:
             self.histogram.add(latency_ms)
 
@@ -330,6 +358,7 @@ class RequestTally:
         """Add ``other`` into this tally, in place."""
         self.requests += other.requests
         self.errors += other.errors
+        self.unavailable += other.unavailable
         self.histogram.merge(other.histogram)
 
     @classmethod
@@ -346,9 +375,14 @@ class RequestTally:
         return self.errors / self.requests if self.requests else None
 
     @property
+    def unavailable_rate(self) -> float | None:
+        """``unavailable / requests``; ``None`` without requests."""
+        return self.unavailable / self.requests if self.requests else None
+
+    @property
     def availability(self) -> float | None:
-        """``1 - error_rate``; ``None`` without requests."""
-        rate = self.error_rate
+        """``1 - unavailable / requests``; ``None`` without requests."""
+        rate = self.unavailable_rate
         return None if rate is None else 1.0 - rate
 
     def latency_quantile(self, q: float) -> float | None:
@@ -372,18 +406,27 @@ class RequestTally:
         return {
             "requests": self.requests,
             "errors": self.errors,
+            "unavailable": self.unavailable,
             "histogram": self.histogram.to_dict(),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RequestTally:
-        """Inverse of ``to_dict``; ``ValueError`` on malformed data."""
+        """Inverse of ``to_dict``; ``ValueError`` on malformed data.
+
+        A missing ``unavailable`` key reads as 0, so rows stored before the counter existed
+        stay readable (they then count every error as available).
+        """
         requests = data.get("requests")
         errors = data.get("errors")
+        unavailable = data.get("unavailable", 0)
         if not isinstance(requests, int) or not isinstance(errors, int):
             raise ValueError(f"requests/errors must be ints, got {requests!r}/{errors!r}")
+        if not isinstance(unavailable, int) or isinstance(unavailable, bool):
+            raise ValueError(f"unavailable must be an int, got {unavailable!r}")
         return cls(
             requests=requests,
             errors=errors,
+            unavailable=unavailable,
             histogram=LatencyHistogram.from_dict(data.get("histogram") or {}),
         )

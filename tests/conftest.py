@@ -117,8 +117,12 @@ def _fresh_process_caches():
     from experiments import config_cache
     from experiments.services.assignment import forget_recorded_exposures
     from experiments.services.ingestion import forget_metric_cache
+    from rollout import config_cache as rollout_config_cache
+    from rollout import metrics_store
 
     config_cache.clear_local()
+    rollout_config_cache.clear_local()
+    metrics_store.forget_pending()
     forget_recorded_exposures()
     forget_metric_cache()
     forget_tokens()

@@ -39,3 +39,47 @@ def make_experiment(
     if start:
         experiment = lifecycle.start_experiment(experiment=experiment)
     return experiment
+
+
+def make_rollout(
+    key: str = "rec-rollout",
+    *,
+    feature: str = "recommendations",
+    experiment=None,
+    stage: str | None = None,
+    min_hours: float = 0,
+    **extra,
+):
+    """A rollout with the seed's plan (minimum durations set to `min_hours`),
+    optionally moved to `stage` directly."""
+    from django.utils import timezone
+
+    from rollout.models import Rollout, default_stages
+    from rollout.services import lifecycle
+
+    stages = default_stages()
+    for plan in stages:
+        plan["min_duration_hours"] = min_hours
+    rollout = lifecycle.create_rollout(
+        key=key, name=key, feature=feature, experiment=experiment, stages=stages, **extra
+    )
+    if stage:
+        plan = rollout.stage_plan(stage)
+        Rollout.objects.filter(id=rollout.id).update(
+            stage=stage, canary_percent=plan["percent"], stage_entered_at=timezone.now()
+        )
+        rollout.refresh_from_db()
+    return rollout
+
+
+def feed(
+    rollout, version: str, n: int, *, errors: int = 0, latency_ms: float = 20.0, status: int = 500
+) -> None:
+    """n requests of `version` (the first `errors` of them failing with
+    `status`) through the same store as the middleware, then into the windows."""
+    from rollout import metrics_store
+
+    for i in range(n):
+        metrics_store.record(rollout.id, version, latency_ms, status if i < errors else 200)
+    metrics_store.push()
+    metrics_store.flush_to_database()

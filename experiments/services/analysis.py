@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from common.errors import DomainError
@@ -23,11 +24,22 @@ from experiments.decision import (
     policy_with_defaults,
 )
 from experiments.guardrails import service_figures
-from experiments.models import Experiment, ExperimentMetric, Snapshot, SnapshotMetric, Variant
+from experiments.models import (
+    Event,
+    Experiment,
+    ExperimentMetric,
+    Exposure,
+    Snapshot,
+    SnapshotMetric,
+    Variant,
+)
 
 CARRYOVER_STAGE = "canary"
 DECISION_ROLES = (ExperimentMetric.Role.PRIMARY, ExperimentMetric.Role.GUARDRAIL)
 CLAIM_SECONDS = 240
+# A watermark only proves "nothing new" for so long: a batch that committed
+# late with lower ids than the newest one seen would otherwise go unnoticed.
+WATERMARK_TRUST = timedelta(minutes=30)
 
 
 def _finite(value: float | None) -> float | None:
@@ -337,11 +349,35 @@ def analyse_experiment(
             code="conflict",
         )
     started = time.perf_counter()
-    return _store(experiment, compute_results(experiment), trigger=trigger, started=started)
+    watermark = _watermark(experiment)
+    return _store(
+        experiment,
+        compute_results(experiment),
+        trigger=trigger,
+        started=started,
+        watermark=watermark,
+    )
+
+
+def _watermark(experiment: Experiment) -> dict[str, Any]:
+    """Cheap signs of new data (two primary-key lookups) and of a changed
+    configuration or service level."""
+    figures = service_figures(experiment)
+    return {
+        "event": Event.objects.aggregate(top=Max("id"))["top"],
+        "exposure": Exposure.objects.aggregate(top=Max("id"))["top"],
+        "experiment_updated": experiment.updated_at.isoformat(),
+        "service": [figures.error_rate, figures.p95_ms] if figures else None,
+    }
 
 
 def _store(
-    experiment: Experiment, results: dict[str, Any], *, trigger: str, started: float
+    experiment: Experiment,
+    results: dict[str, Any],
+    *,
+    trigger: str,
+    started: float,
+    watermark: dict[str, Any] | None = None,
 ) -> Snapshot:
     now = timezone.now()
     with transaction.atomic():
@@ -356,6 +392,7 @@ def _store(
             metrics=results["metrics"],
             decision=results["decision"],
             service=results["service"],
+            watermark=watermark or {},
             duration_ms=(time.perf_counter() - started) * 1000,
         )
         SnapshotMetric.objects.bulk_create(
@@ -413,10 +450,23 @@ def analyse_if_changed(*, experiment_id: int) -> Snapshot | None:
     try:
         started = time.perf_counter()
         experiment = Experiment.objects.get(id=experiment_id)
+        latest = experiment.snapshots.only("inputs_hash", "watermark", "computed_at").first()
+        watermark = _watermark(experiment)
+        if (
+            latest
+            and latest.watermark == watermark
+            and timezone.now() - latest.computed_at < WATERMARK_TRUST
+        ):
+            return None
         results = compute_results(experiment)
-        latest = experiment.snapshots.only("inputs_hash").first()
         if latest and results["inputs_hash"] == latest.inputs_hash:
             return None
-        return _store(experiment, results, trigger=Snapshot.Trigger.SCHEDULE, started=started)
+        return _store(
+            experiment,
+            results,
+            trigger=Snapshot.Trigger.SCHEDULE,
+            started=started,
+            watermark=watermark,
+        )
     finally:
         release_claim(experiment_id=experiment_id)

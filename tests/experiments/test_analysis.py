@@ -165,6 +165,9 @@ def test_the_scheduled_analysis_stores_nothing_when_nothing_changed():
     assert analysis.analyse_if_changed(experiment_id=experiment.id) is not None
     assert analysis.analyse_if_changed(experiment_id=experiment.id) is None
     assert Snapshot.objects.count() == 1
+    plant(experiment, metric, {"control": np.ones(5)}, prefix="late")
+    assert analysis.analyse_if_changed(experiment_id=experiment.id) is not None
+    assert Snapshot.objects.count() == 2
 
 
 def test_a_claimed_experiment_is_not_analysed_twice_at_once():

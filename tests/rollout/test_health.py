@@ -26,18 +26,23 @@ from rollout.histogram import LatencyHistogram, RequestTally
 Z95 = stats.norm.ppf(0.95)
 
 
-def tally(requests, errors, *, p95_ms=60.0, sigma=0.5, latency_samples=None, seed=0):
-    """A tally whose latencies are log-normal with the given p95."""
+def tally(requests, errors, *, unavailable=0, p95_ms=60.0, sigma=0.5, latency_samples=None, seed=0):
+    """A tally whose latencies are log-normal with the given p95.
+
+    ``unavailable`` of the ``errors`` are 502/503/504 or unanswered, the rest e.g. HTTP 500s.
+    """
     rng = np.random.default_rng(seed)
     median = p95_ms / math.exp(Z95 * sigma)
     n = requests if latency_samples is None else latency_samples
     histogram = LatencyHistogram()
     for x in rng.lognormal(math.log(median), sigma, size=n):
         histogram.add(float(x))
-    return RequestTally(requests=requests, errors=errors, histogram=histogram)
+    return RequestTally(
+        requests=requests, errors=errors, unavailable=unavailable, histogram=histogram
+    )
 
 
-STABLE = tally(200_000, 40, seed=1)  # 0.02 % errors, p95 60 ms
+STABLE = tally(200_000, 40, unavailable=20, seed=1)  # 0.02 % errors, 0.01 % unavailable
 
 
 def evaluate(canary, stable=STABLE, **kwargs):
@@ -60,37 +65,66 @@ def reasons_text(report: HealthReport) -> str:
 
 
 def test_healthy_canary():
-    report = evaluate(tally(10_000, 2, seed=2))
+    report = evaluate(tally(10_000, 3, unavailable=2, seed=2))
     assert report.verdict is Verdict.HEALTHY
     assert report.action is Action.NONE
     assert not report.global_incident
     text = reasons_text(report)
-    assert "canary error rate 0.02 % <= SLA threshold 0.50 %" in text
-    assert "canary availability 99.98 % >= SLA threshold 99.95 %" in text
+    assert "canary error rate 0.03 % <= SLA threshold 0.50 % (10 000 requests, 3 errors)" in text
+    assert (
+        "canary availability 99.98 % >= SLA threshold 99.95 % (10 000 requests, 2 unavailable)"
+        in text
+    )
     assert "<= SLA threshold 100 ms" in text
 
 
-def test_three_percent_errors_on_4000_requests_rolls_back():
-    report = evaluate(tally(4_000, 120, seed=3))
+def test_three_percent_http_500_fails_on_error_rate_but_stays_available():
+    # A bug answering 500: the service is there to answer, so only the error-rate rule sees it.
+    report = evaluate(tally(4_000, 120, unavailable=0, seed=3))
     assert report.verdict is Verdict.FAILING
     assert report.action is Action.ROLLBACK
     assert not report.global_incident
+    assert report.canary.availability == 1.0
+    assert report.canary.unavailable == 0
     text = reasons_text(report)
     assert "canary error rate 3.00 % > rollback threshold 1.00 % (4 000 requests, 120 errors" in (
         text
     )
     assert "95 % lower bound 2.57 %" in text
-    assert "canary availability 97.00 % < rollback threshold 99.00 %" in text
     assert "stable error rate 0.02 % is not > rollback threshold 1.00 %" in text
+    assert (
+        "canary availability 100.00 % >= SLA threshold 99.95 % (4 000 requests, 0 unavailable)"
+        in text
+    )
+    assert "availability" not in report.reasons[0]
+
+
+def test_two_percent_http_503_fails_on_error_rate_and_availability():
+    report = evaluate(tally(4_000, 80, unavailable=80, seed=3))
+    assert report.verdict is Verdict.FAILING
+    assert report.action is Action.ROLLBACK
+    assert not report.global_incident
+    assert report.canary.availability == pytest.approx(0.98)
+    text = reasons_text(report)
+    assert "canary error rate 2.00 % > rollback threshold 1.00 % (4 000 requests, 80 errors;" in (
+        text
+    )
+    assert (
+        "canary availability 98.00 % < rollback threshold 99.00 % (4 000 requests, "
+        "80 unavailable; 95 % upper bound 98." in text
+    )
+    assert "stable availability 99.99 % is not < rollback threshold 99.00 %" in text
+    # Both rules are at the rollback level, so both come before the p95 reason.
+    assert [r.split(" ")[1] for r in report.reasons[:4:2]] == ["error", "availability"]
 
 
 def test_two_errors_in_50_requests_is_insufficient_data_never_rollback():
     report = evaluate(tally(50, 2, seed=4))
     assert report.verdict is Verdict.INSUFFICIENT_DATA
     assert report.action is Action.HOLD
-    assert "canary error rate 4.00 % on only 50 requests (2 errors) < 1 811 needed" in (
-        reasons_text(report)
-    )
+    text = reasons_text(report)
+    assert "canary error rate 4.00 % on only 50 requests (2 errors) < 1 811 needed" in text
+    assert "canary availability 100.00 % on only 50 requests (0 unavailable) < 1 811" in text
 
 
 @pytest.mark.parametrize("errors", range(0, 9))
@@ -116,6 +150,19 @@ def test_few_requests_already_significantly_bad_alert_without_rollback():
     assert report.verdict is Verdict.INSUFFICIENT_DATA
     assert report.action is Action.ALERT
     assert "already significantly past the rollback threshold" in reasons_text(report)
+
+
+def test_few_requests_already_significantly_unavailable_alert_without_rollback():
+    # The error-rate SLA is wide enough to keep 3 errors in 50 insignificant; the availability
+    # rollback threshold (1 % unavailable) is not.
+    sla = Thresholds(max_error_rate=0.05, max_p95_ms=100.0, min_availability=0.9995)
+    rollback = Thresholds(max_error_rate=0.2, max_p95_ms=200.0, min_availability=0.99)
+    report = evaluate(tally(50, 3, unavailable=3, seed=5), sla=sla, rollback=rollback)
+    assert report.verdict is Verdict.INSUFFICIENT_DATA
+    assert report.action is Action.ALERT
+    text = reasons_text(report)
+    assert "canary availability 94.00 % on only 50 requests (3 unavailable)" in text
+    assert "already significantly past the rollback threshold (95 % upper bound" in text
 
 
 def test_point_seven_percent_with_plenty_of_data_is_degraded_and_held():
@@ -176,29 +223,95 @@ def test_empty_canary():
 # -- availability --------------------------------------------------------------------------
 
 
-def test_availability_sla_is_stricter_than_error_rate_sla_with_seed_defaults():
-    report = evaluate(tally(100_000, 100, seed=12))  # 0.1 % errors
+def test_availability_between_sla_and_rollback_is_degraded():
+    # 0.1 % unavailable (all of the 0.1 % errors are 503s): the error rate is well inside its
+    # SLA, availability 99.90 % misses its SLA (99.95 %) without crossing the rollback 99 %.
+    report = evaluate(tally(100_000, 100, unavailable=100, seed=12))
     assert report.verdict is Verdict.DEGRADED
+    assert report.action is Action.HOLD
+    assert not report.global_incident
+    assert report.canary.availability == pytest.approx(0.999)
     text = reasons_text(report)
-    assert "canary availability 99.90 % < SLA threshold 99.95 % (100 000 requests" in text
+    assert report.reasons[0] == (
+        "canary availability 99.90 % < SLA threshold 99.95 % (100 000 requests, 100 unavailable)"
+    )
+    assert "stable availability 99.99 % is not < SLA threshold 99.95 %" in text
     assert "canary error rate 0.10 % <= SLA threshold 0.50 %" in text
+    assert "rollback" not in text
+
+
+def test_same_error_rate_from_http_500_is_healthy():
+    # The same 0.1 % as above, but answered 500 by a bug: available, and within the error SLA.
+    report = evaluate(tally(100_000, 100, unavailable=0, seed=12))
+    assert report.verdict is Verdict.HEALTHY
+    assert "canary availability 100.00 % >= SLA threshold 99.95 %" in reasons_text(report)
+
+
+def test_availability_past_rollback_without_significance_holds():
+    report = evaluate(tally(2_000, 24, unavailable=24, seed=7))  # 1.2 % unavailable
+    assert report.verdict is Verdict.DEGRADED
+    assert report.action is Action.HOLD
+    assert (
+        "canary availability 98.80 % < rollback threshold 99.00 % but not significantly "
+        "(2 000 requests, 24 unavailable; 95 % upper bound" in reasons_text(report)
+    )
 
 
 def test_availability_rollback_threshold_alone_can_fail():
     sla = Thresholds(max_error_rate=0.02, max_p95_ms=100.0, min_availability=0.9995)
     rollback = Thresholds(max_error_rate=0.05, max_p95_ms=200.0, min_availability=0.99)
-    report = evaluate(tally(4_000, 120, seed=13), sla=sla, rollback=rollback)
+    report = evaluate(tally(4_000, 120, unavailable=120, seed=13), sla=sla, rollback=rollback)
     assert report.verdict is Verdict.FAILING
     assert report.action is Action.ROLLBACK
     text = reasons_text(report)
-    assert "canary availability 97.00 % < rollback threshold 99.00 %" in text
-    assert "95 % upper bound 97.43 %" in text
+    assert report.reasons[0] == (
+        "canary availability 97.00 % < rollback threshold 99.00 % "
+        "(4 000 requests, 120 unavailable; 95 % upper bound 97.43 %)"
+    )
     assert "canary error rate 3.00 % > SLA threshold 2.00 %" in text
 
 
+def test_availability_significance_uses_the_exact_binomial_test():
+    # 60 unavailable in 4 000 (availability 98.50 %) against a 1 % rollback limit: exact
+    # p-value P(X >= 60 | 4 000, 1 %), upper bound 1 - Clopper-Pearson lower bound.
+    report = evaluate(tally(4_000, 60, unavailable=60, seed=13))
+    p_value = stats.binom.sf(59, 4_000, 0.01)
+    assert p_value < 0.05
+    upper = 1 - stats.beta.ppf(0.05, 60, 4_000 - 60 + 1)
+    assert f"95 % upper bound {upper * 100:.2f} %" in reasons_text(report)
+    assert (
+        "canary availability 98.50 % < rollback threshold 99.00 % (4 000 requests, "
+        "60 unavailable; " in reasons_text(report)
+    )
+    assert report.verdict is Verdict.FAILING
+
+
 def test_value_exactly_at_threshold_is_within():
-    report = evaluate(tally(10_000, 5, seed=14))  # availability exactly 99.95 %
+    # Availability exactly 99.95 % (5 unavailable in 10 000).
+    report = evaluate(tally(10_000, 5, unavailable=5, seed=14))
     assert report.verdict is Verdict.HEALTHY
+
+
+def test_global_availability_incident():
+    stable = tally(40_000, 800, unavailable=800, seed=15)  # 2 % 503s everywhere
+    report = evaluate(tally(4_000, 80, unavailable=80, seed=16), stable=stable)
+    assert report.verdict is Verdict.FAILING
+    assert report.global_incident
+    assert report.action is Action.ALERT
+    text = reasons_text(report)
+    assert "stable availability 98.00 % is also < rollback threshold 99.00 %" in text
+
+
+def test_stable_http_500_do_not_explain_a_canary_availability_breach():
+    # Stable's errors are 500s (available): the canary's 503s are its own.
+    stable = tally(40_000, 800, unavailable=0, seed=15)
+    report = evaluate(tally(4_000, 80, unavailable=80, seed=16), stable=stable)
+    assert report.verdict is Verdict.FAILING
+    assert not report.global_incident
+    assert report.action is Action.ROLLBACK
+    assert "stable availability 100.00 % is not < rollback threshold 99.00 %" in (
+        reasons_text(report)
+    )
 
 
 # -- stable comparison ---------------------------------------------------------------------
@@ -405,7 +518,7 @@ def test_thresholds_validation():
 
 
 def test_report_to_dict_is_json_evidence():
-    report = evaluate(tally(4_000, 120, seed=26))
+    report = evaluate(tally(4_000, 120, unavailable=30, seed=26))
     data = json.loads(json.dumps(report.to_dict()))
     assert data["verdict"] == "failing"
     assert data["action"] == "rollback"
@@ -413,20 +526,26 @@ def test_report_to_dict_is_json_evidence():
     assert data["min_requests"] == 1_811
     assert data["min_requests_basis"]["error_rate"] == 1_811
     canary = data["versions"]["canary"]
-    for key in ("requests", "error_rate", "availability", "p50_ms", "p95_ms", "p99_ms"):
+    keys = ("requests", "errors", "unavailable", "error_rate", "availability", "p50_ms")
+    for key in (*keys, "p95_ms", "p99_ms", "latency_samples"):
         assert key in canary
         assert key in data["versions"]["stable"]
     assert canary["requests"] == 4_000
+    assert canary["errors"] == 120
+    assert canary["unavailable"] == 30
     assert canary["error_rate"] == pytest.approx(0.03)
-    assert canary["availability"] == pytest.approx(0.97)
+    assert canary["availability"] == pytest.approx(0.9925)
+    assert data["versions"]["stable"]["unavailable"] == 20
+    assert data["min_requests_basis"]["availability"] == 299
     assert data["thresholds"]["rollback"]["max_error_rate"] == 0.01
     assert data["policy"]["confidence"] == 0.95
     assert data["reasons"] == report.reasons
 
 
 def test_evaluation_is_pure():
-    canary = tally(4_000, 120, seed=27)
-    before = (canary.requests, canary.errors, canary.histogram.to_counts())
+    canary = tally(4_000, 120, unavailable=40, seed=27)
+    before = (canary.requests, canary.errors, canary.unavailable, canary.histogram.to_counts())
     first = evaluate(canary).to_dict()
     assert evaluate(canary).to_dict() == first
-    assert (canary.requests, canary.errors, canary.histogram.to_counts()) == before
+    after = (canary.requests, canary.errors, canary.unavailable, canary.histogram.to_counts())
+    assert after == before

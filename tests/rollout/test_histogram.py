@@ -258,31 +258,81 @@ def test_from_counts_rebuilds_a_redis_hash_written_with_hincrby():
 def test_request_tally_rates_and_quantiles():
     tally = RequestTally()
     assert tally.error_rate is None
+    assert tally.unavailable_rate is None
     assert tally.availability is None
     assert tally.p95_ms is None
     xs = samples("lognormal", n=2_000)
+    recorded = []
     for i, x in enumerate(xs):
+        # 20 HTTP 500s (errors, available) and 5 HTTP 503s (errors, unavailable).
         tally.record(float(x), error=i % 100 == 0)
-    tally.record(None, error=True)
-    assert tally.requests == 2_001
-    assert tally.errors == 21
-    assert tally.histogram.count == 2_000
-    assert math.isclose(tally.error_rate, 21 / 2_001)
-    assert math.isclose(tally.availability, 1 - 21 / 2_001)
+        recorded.append(float(x))
+        if i % 400 == 1:
+            tally.record(float(x), error=True, unavailable=True)
+            recorded.append(float(x))
+    tally.record(None, error=True)  # 500 without a latency sample
+    tally.record(None, unavailable=True)  # no answer at all: unavailable implies error
+    assert tally.requests == 2_007
+    assert tally.errors == 27
+    assert tally.unavailable == 6
+    assert tally.histogram.count == len(recorded) == 2_005
+    assert math.isclose(tally.error_rate, 27 / 2_007)
+    assert math.isclose(tally.unavailable_rate, 6 / 2_007)
+    assert math.isclose(tally.availability, 1 - 6 / 2_007)
     for q, value in ((0.5, tally.p50_ms), (0.95, tally.p95_ms), (0.99, tally.p99_ms)):
-        assert relative_error(value, float(np.quantile(xs, q))) <= BOUND
+        assert relative_error(value, float(np.quantile(recorded, q))) <= BOUND
+
+
+def test_http_500_is_an_error_but_available():
+    tally = RequestTally()
+    for i in range(100):
+        tally.record(20.0, error=i < 3)
+    assert tally.error_rate == 0.03
+    assert tally.unavailable == 0
+    assert tally.unavailable_rate == 0.0
+    assert tally.availability == 1.0
 
 
 def test_request_tally_merge_and_round_trip():
-    a = RequestTally(requests=100, errors=2, histogram=histogram_of([10.0] * 100))
-    b = RequestTally(requests=50, errors=1, histogram=histogram_of([200.0] * 50))
+    a = RequestTally(requests=100, errors=2, unavailable=1, histogram=histogram_of([10.0] * 100))
+    b = RequestTally(requests=50, errors=3, unavailable=2, histogram=histogram_of([200.0] * 50))
     total = RequestTally.merged([a, b])
-    assert (total.requests, total.errors, total.histogram.count) == (150, 3, 150)
-    assert a.requests == 100
+    assert (total.requests, total.errors, total.unavailable, total.histogram.count) == (
+        150,
+        5,
+        3,
+        150,
+    )
+    assert (a.requests, a.unavailable) == (100, 1)
     a.merge(b)
     assert a == total
-    restored = RequestTally.from_dict(json.loads(json.dumps(total.to_dict())))
+    assert a.unavailable == 3
+    data = json.loads(json.dumps(total.to_dict()))
+    assert data["unavailable"] == 3
+    restored = RequestTally.from_dict(data)
     assert restored == total
+    assert restored.availability == 1 - 3 / 150
+
+
+def test_request_tally_positional_construction_still_works():
+    tally = RequestTally(10, 2, histogram_of([5.0] * 10))
+    assert (tally.requests, tally.errors, tally.unavailable) == (10, 2, 0)
+    assert tally.availability == 1.0
+
+
+def test_request_tally_from_dict_without_unavailable_reads_as_zero():
+    # Rows stored before the counter existed.
+    stored = {"requests": 100, "errors": 4, "histogram": histogram_of([10.0] * 100).to_dict()}
+    tally = RequestTally.from_dict(json.loads(json.dumps(stored)))
+    assert (tally.requests, tally.errors, tally.unavailable) == (100, 4, 0)
+    assert tally.error_rate == 0.04
+    assert tally.availability == 1.0
+    assert tally.histogram.count == 100
+    empty = {"requests": 0, "errors": 0, "histogram": LatencyHistogram().to_dict()}
+    assert RequestTally.from_dict(empty) == RequestTally()
+
+
+EMPTY_HISTOGRAM = LatencyHistogram().to_dict()
 
 
 def test_request_tally_validation():
@@ -290,5 +340,24 @@ def test_request_tally_validation():
         RequestTally(requests=1, errors=2)
     with pytest.raises(ValueError):
         RequestTally(requests=-1)
+    with pytest.raises(ValueError, match="negative"):
+        RequestTally(requests=5, errors=2, unavailable=-1)
+    with pytest.raises(ValueError, match="unavailable"):
+        RequestTally(requests=5, errors=2, unavailable=3)
+    with pytest.raises(ValueError, match="unavailable"):
+        RequestTally(requests=5, unavailable=1)
+    RequestTally(requests=5, errors=2, unavailable=2)
     with pytest.raises(ValueError):
         RequestTally.from_dict({"requests": "1", "errors": 0, "histogram": {}})
+    with pytest.raises(ValueError, match="unavailable"):
+        RequestTally.from_dict(
+            {"requests": 5, "errors": 1, "unavailable": 2, "histogram": EMPTY_HISTOGRAM}
+        )
+
+
+@pytest.mark.parametrize("bad", ["1", 1.0, True, None, [1]])
+def test_request_tally_from_dict_rejects_a_malformed_unavailable(bad):
+    with pytest.raises(ValueError, match="unavailable"):
+        RequestTally.from_dict(
+            {"requests": 5, "errors": 2, "unavailable": bad, "histogram": EMPTY_HISTOGRAM}
+        )

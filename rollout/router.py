@@ -1,0 +1,84 @@
+"""Which version of a feature a unit gets: stable or canary.
+
+- internal: the canary only for staff and allow-listed units;
+- canary (and any stage without a linked experiment): by the rollout's own
+  salt, bucket(salt, unit) < share × 100 with the GrowthBook-compatible hash —
+  raising the share only adds units, never moves a canary unit back;
+- ab with a linked running experiment: the experiment's assignment decides
+  (control → stable, any treatment → canary) and records the exposure;
+- rolled back: stable for everyone; completed: canary (the new version) for everyone.
+During the canary stage a canary unit of a linked running experiment is
+recorded as exposed with stage "canary", so the A/B analysis can leave it out
+(carryover).
+"""
+
+from dataclasses import dataclass
+
+from experiments.hashing import BUCKETS, bucket
+from experiments.services.assignment import assign_unit, get_compiled, record_exposure_once
+from rollout import config_cache
+from rollout.config_cache import RolloutConfig
+
+STABLE, CANARY = "stable", "canary"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    rollout: str | None
+    version: str
+    stage: str | None = None
+    variant: str | None = None
+
+
+def _by_share(config: RolloutConfig, unit_id: str) -> bool:
+    return bucket(config.salt, unit_id) < config.canary_percent / 100 * BUCKETS
+
+
+def route_unit(config: RolloutConfig, unit_id: str, *, is_staff: bool = False) -> Route:
+    if config.state == "rolled_back":
+        return Route(config.key, STABLE, config.stage)
+    if config.state == "completed":
+        return Route(config.key, CANARY, config.stage)
+    if config.stage == "internal":
+        canary = is_staff or unit_id in config.allow_list
+        return Route(config.key, CANARY if canary else STABLE, config.stage)
+    if config.stage == "ab" and config.experiment_key:
+        answer = assign_unit(experiment_key=config.experiment_key, unit_id=unit_id, stage="ab")
+        if answer.in_experiment:
+            control = next(
+                v.key for v in get_compiled(config.experiment_key).config.variants if v.is_control
+            )
+            version = STABLE if answer.variant == control else CANARY
+            return Route(config.key, version, config.stage, answer.variant)
+    canary = _by_share(config, unit_id)
+    if canary and config.stage == "canary" and config.experiment_key:
+        _mark_carryover(config.experiment_key, unit_id)
+    return Route(config.key, CANARY if canary else STABLE, config.stage)
+
+
+def _mark_carryover(experiment_key: str, unit_id: str) -> None:
+    compiled = get_compiled(experiment_key)
+    if not compiled.config.is_running:
+        return
+    treatment = next((v for v in compiled.config.variants if not v.is_control), None)
+    if treatment is not None:
+        record_exposure_once(
+            experiment_id=compiled.config.id,
+            variant_id=treatment.id,
+            unit_id=unit_id,
+            attributes={},
+            stage="canary",
+        )
+
+
+def route(rollout_key: str, unit_id: str, *, is_staff: bool = False) -> Route | None:
+    config = config_cache.get_rollout(rollout_key)
+    return route_unit(config, unit_id, is_staff=is_staff) if config else None
+
+
+def route_feature(feature: str, unit_id: str, *, is_staff: bool = False) -> Route:
+    """The version of `feature` for this unit; stable when no rollout runs."""
+    key = config_cache.rollout_key_for_feature(feature)
+    if key is None:
+        return Route(None, STABLE)
+    return route(key, unit_id, is_staff=is_staff) or Route(None, STABLE)
