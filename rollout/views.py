@@ -46,7 +46,7 @@ class RolloutListCreateView(APIView):
             return [has_perm("rollout.add_rollout")()]
         return [IsAuthenticated()]
 
-    @extend_schema(responses=dict)
+    @extend_schema(operation_id="v1_rollouts_list", responses=dict)
     def get(self, request: Request) -> Response:
         return Response([_rollout_body(r) for r in selectors.rollouts()])
 
