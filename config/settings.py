@@ -268,5 +268,12 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
+# Conversation responder -------------------------------------------------------------
+# An OpenAI-compatible chat-completions backend; unset: the offline knowledge-base mentor.
+LLM_BASE_URL = env_str("LLM_BASE_URL")
+LLM_API_KEY = env_str("LLM_API_KEY")
+LLM_MODEL = env_str("LLM_MODEL", "gpt-4o-mini")
+LLM_TIMEOUT_SECONDS = env_int("LLM_TIMEOUT_SECONDS", 10)
+
 # Platform ---------------------------------------------------------------------------
 HEARTBEAT_INTERVAL = timedelta(seconds=env_int("HEARTBEAT_INTERVAL_SECONDS", 30))

@@ -9,6 +9,8 @@ urlpatterns = [
     # The integration API first: its requests are the most frequent by far.
     path("api/v1/", include("experiments.urls")),
     path("api/v1/", include("rollout.urls")),
+    path("api/v2/", include("recommendations.urls")),
+    path("api/v2/", include("conversations.urls")),
     path("", common_views.overview, name="overview"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -25,8 +25,8 @@ def test_a_product_manager_creates_a_metric(pm_api):
     response = pm_api.post(
         "/api/v1/metrics/",
         {
-            "key": "adoption",
-            "name": "Adoption",
+            "key": "mentor_match",
+            "name": "Mentor match",
             "kind": "binomial",
             "higher_is_better": True,
             "missing_as_zero": True,
@@ -52,7 +52,7 @@ def test_a_metric_with_an_unknown_kind_is_refused_and_not_stored(pm_api):
     )
     assert response.status_code == 400
     assert "kind" in response.json()
-    assert not Metric.objects.exists()
+    assert not Metric.objects.filter(key="x").exists()
 
 
 def test_an_integration_cannot_create_metrics(integration_api):

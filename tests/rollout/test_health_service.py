@@ -96,3 +96,53 @@ def test_each_evaluation_stores_a_verdict_with_its_numbers():
     assert canary["requests"] == 2000
     assert canary["p95_ms"] == pytest.approx(30, rel=0.02)
     assert verdict.report["window"]["minutes"] == 5
+
+
+def test_the_platform_proposes_the_next_stage_when_the_gate_holds():
+    from rollout.models import StageTransition
+    from rollout.services.transitions import propose_if_ready
+
+    rollout = make_rollout(stage="canary")
+    assert propose_if_ready(rollout=rollout) is None  # no data yet: insufficient
+    feed(rollout, "stable", 2000)
+    feed(rollout, "canary", 2000)
+    transition = propose_if_ready(rollout=rollout)
+    assert transition is not None
+    assert transition.proposed_by_platform and transition.requested_by is None
+    assert transition.to_stage == "ab"
+    assert propose_if_ready(rollout=rollout) is None  # one pending at a time
+    assert StageTransition.objects.count() == 1
+
+
+def test_a_notification_is_delivered_once_by_its_task(receiver):
+    from rollout.tasks import send_notification
+
+    NotificationChannel.objects.create(name="hook", kind="slack", target=receiver.url())
+    rollout = make_rollout(stage="canary")
+    from rollout.services.lifecycle import rollback_rollout
+
+    rollback_rollout(rollout=rollout, reason="drill")
+    notification = Notification.objects.get(event="rollback")
+    assert send_notification.apply(args=[notification.id]).get() == "sent"
+    assert send_notification.apply(args=[notification.id]).get() == "skipped"
+    notification.refresh_from_db()
+    assert (notification.status, notification.attempts) == ("sent", 1)
+    assert len(receiver.requests) == 1
+    assert "rolled back by hand" in receiver.requests[0].body["text"]
+
+
+def test_a_refused_notification_fails_without_retrying(receiver):
+    from rollout.tasks import send_notification
+
+    receiver.status = 400
+    NotificationChannel.objects.create(name="hook", kind="pager", target=receiver.url())
+    rollout = make_rollout(stage="canary")
+    from rollout.services.lifecycle import rollback_rollout
+
+    rollback_rollout(rollout=rollout, reason="drill")
+    notification = Notification.objects.get()
+    assert send_notification.apply(args=[notification.id]).get() == "failed"
+    notification.refresh_from_db()
+    assert notification.status == "failed"
+    assert "400" in notification.last_error
+    assert len(receiver.requests) == 1
