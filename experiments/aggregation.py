@@ -55,6 +55,8 @@ def _scope(
         params.append(exclude_stage)
     event_bound, event_params = "", []
     if upto is not None:
+        where += " AND e.exposed_at <= %s"
+        params.append(upto)
         event_bound = " AND ev.timestamp <= %s"
         event_params = [upto]
     return where, params, event_bound, event_params
@@ -141,9 +143,13 @@ def metric_sums(
     return result
 
 
-def exposure_counts(*, experiment_id: int, exclude_stage: str | None = None) -> dict[int, int]:
+def exposure_counts(
+    *, experiment_id: int, exclude_stage: str | None = None, upto: datetime | None = None
+) -> dict[int, int]:
     """Exposed units per variant id (the SRM check's observation)."""
     query = Exposure.objects.filter(experiment_id=experiment_id)
+    if upto is not None:
+        query = query.filter(exposed_at__lte=upto)
     if exclude_stage:
         query = query.exclude(stage=exclude_stage)
     rows = query.values("variant_id").annotate(n=Count("id")).values_list("variant_id", "n")

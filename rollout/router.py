@@ -13,6 +13,7 @@ recorded as exposed with stage "canary", so the A/B analysis can leave it out
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from experiments.hashing import BUCKETS, bucket
 from experiments.services.assignment import assign_unit, get_compiled, record_exposure_once
@@ -34,7 +35,10 @@ def _by_share(config: RolloutConfig, unit_id: str) -> bool:
     return bucket(config.salt, unit_id) < config.canary_percent / 100 * BUCKETS
 
 
-def route_unit(config: RolloutConfig, unit_id: str, *, is_staff: bool = False) -> Route:
+def route_unit(
+    config: RolloutConfig, unit_id: str, *, is_staff: bool = False, at: datetime | None = None
+) -> Route:
+    """`at`: when the request happened (default now); exposures carry it."""
     if config.state == "rolled_back":
         return Route(config.key, STABLE, config.stage)
     if config.state == "completed":
@@ -43,7 +47,9 @@ def route_unit(config: RolloutConfig, unit_id: str, *, is_staff: bool = False) -
         canary = is_staff or unit_id in config.allow_list
         return Route(config.key, CANARY if canary else STABLE, config.stage)
     if config.stage == "ab" and config.experiment_key:
-        answer = assign_unit(experiment_key=config.experiment_key, unit_id=unit_id, stage="ab")
+        answer = assign_unit(
+            experiment_key=config.experiment_key, unit_id=unit_id, stage="ab", at=at
+        )
         if answer.in_experiment:
             control = next(
                 v.key for v in get_compiled(config.experiment_key).config.variants if v.is_control
@@ -52,11 +58,11 @@ def route_unit(config: RolloutConfig, unit_id: str, *, is_staff: bool = False) -
             return Route(config.key, version, config.stage, answer.variant)
     canary = _by_share(config, unit_id)
     if canary and config.stage == "canary" and config.experiment_key:
-        _mark_carryover(config.experiment_key, unit_id)
+        _mark_carryover(config.experiment_key, unit_id, at)
     return Route(config.key, CANARY if canary else STABLE, config.stage)
 
 
-def _mark_carryover(experiment_key: str, unit_id: str) -> None:
+def _mark_carryover(experiment_key: str, unit_id: str, at: datetime | None) -> None:
     compiled = get_compiled(experiment_key)
     if not compiled.config.is_running:
         return
@@ -68,6 +74,7 @@ def _mark_carryover(experiment_key: str, unit_id: str) -> None:
             unit_id=unit_id,
             attributes={},
             stage="canary",
+            at=at,
         )
 
 

@@ -8,7 +8,7 @@ import json
 import math
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -136,15 +136,16 @@ def _inputs_hash(payload: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def compute_results(
-    experiment: Experiment, *, segment_attribute: str | None = None
-) -> dict[str, Any]:
-    """Everything a snapshot holds, computed now, without storing it."""
+def compute_results(experiment: Experiment, *, as_of: datetime | None = None) -> dict[str, Any]:
+    """Everything a snapshot holds, without storing it: from the data up to
+    `as_of` (default: now), and never past the experiment's stop."""
     arms = _arms(experiment)
     variants = [arms.control, *arms.treatments]
     key_of = {v.id: v.key for v in variants}
     exclude = CARRYOVER_STAGE if experiment.exclude_carryover else None
     upto = experiment.stopped_at
+    if as_of is not None:
+        upto = min(upto, as_of) if upto else as_of
     policy = policy_with_defaults(experiment.decision_policy)
     lookback = (
         timedelta(days=experiment.cuped_lookback_days) if experiment.cuped_lookback_days else None
@@ -167,7 +168,7 @@ def compute_results(
 
     elapsed_days = None
     if experiment.started_at:
-        end = experiment.stopped_at or timezone.now()
+        end = upto or timezone.now()
         elapsed_days = max((end - experiment.started_at).total_seconds() / 86400, 1 / 24)
     units_total = sum(counts.values())
     daily_units = units_total / elapsed_days if elapsed_days else None
@@ -297,6 +298,7 @@ def compute_results(
             "variants": [[v.key, v.weight, v.is_control] for v in variants],
             "metrics": [[link.metric.key, link.role, link.min_effect] for link in links],
             "stopped_at": experiment.stopped_at,
+            "as_of": as_of,
         },
         "exposures": srm_out["observed"],
         "sums": sums_for_hash,
@@ -340,22 +342,27 @@ def _adjust_and_flag(metrics_out: list[dict[str, Any]], experiment: Experiment) 
 
 
 def analyse_experiment(
-    *, experiment: Experiment, trigger: str = Snapshot.Trigger.MANUAL
+    *,
+    experiment: Experiment,
+    trigger: str = Snapshot.Trigger.MANUAL,
+    as_of: datetime | None = None,
 ) -> Snapshot:
-    """Compute and store a snapshot of the experiment's results."""
+    """Compute and store a snapshot of the experiment's results (as of
+    `as_of`, e.g. to rebuild the history of a simulated experiment)."""
     if experiment.status == Experiment.Status.DRAFT:
         raise DomainError(
             f"Experiment '{experiment.key}' is a draft: start it before analysing.",
             code="conflict",
         )
     started = time.perf_counter()
-    watermark = _watermark(experiment)
+    watermark = _watermark(experiment) if as_of is None else {}
     return _store(
         experiment,
-        compute_results(experiment),
+        compute_results(experiment, as_of=as_of),
         trigger=trigger,
         started=started,
         watermark=watermark,
+        computed_at=as_of,
     )
 
 
@@ -378,8 +385,9 @@ def _store(
     trigger: str,
     started: float,
     watermark: dict[str, Any] | None = None,
+    computed_at: datetime | None = None,
 ) -> Snapshot:
-    now = timezone.now()
+    now = computed_at or timezone.now()
     with transaction.atomic():
         snapshot = Snapshot.objects.create(
             experiment=experiment,
