@@ -26,4 +26,22 @@ def prometheus_metrics(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def overview(request: HttpRequest) -> HttpResponse:
-    return render(request, "overview.html", {})
+    # The overview shows the products of the apps above common; imported here
+    # because common may not depend on them at import time.
+    from experiments.models import Experiment
+    from experiments.pages import latest_snapshots
+    from rollout.models import Rollout
+    from rollout.pages import latest_verdicts, pending_for
+
+    experiments = list(Experiment.objects.filter(status=Experiment.Status.RUNNING))
+    snapshots = latest_snapshots([e.id for e in experiments])
+    rollouts = list(
+        Rollout.objects.exclude(state=Rollout.State.COMPLETED).order_by("-created_at")[:20]
+    )
+    verdicts = latest_verdicts([r.id for r in rollouts])
+    context = {
+        "experiments": [{"experiment": e, "latest": snapshots.get(e.id)} for e in experiments],
+        "rollouts": [{"rollout": r, "verdict": verdicts.get(r.id)} for r in rollouts],
+        "approvals": pending_for(request.user),
+    }
+    return render(request, "overview.html", context)

@@ -12,6 +12,8 @@ urlpatterns = [
     path("api/v2/", include("recommendations.urls")),
     path("api/v2/", include("conversations.urls")),
     path("", common_views.overview, name="overview"),
+    path("experiments/", include("experiments.page_urls")),
+    path("", include("rollout.page_urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

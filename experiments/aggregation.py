@@ -73,6 +73,8 @@ def metric_sums(
 ) -> dict[tuple[str | None, int], ArmSums]:
     """{(segment level or None, variant id): sums} for one metric.
 
+    A unit's value is the sum of its events' values after exposure, or their
+    mean for metrics aggregated by mean (a rating given several times).
     `lookback` adds the CUPED covariate: the same metric's value in the window
     [exposure − lookback, exposure). `upto` ignores events after that time
     (a stopped experiment). Units without post-exposure events count as 0,
@@ -83,8 +85,11 @@ def metric_sums(
     binomial = metric.kind == Metric.Kind.BINOMIAL
     cuped = lookback is not None and lookback.total_seconds() > 0
     post = "ev.timestamp >= e.exposed_at"
+    per_unit_mean = not binomial and metric.unit_aggregation == Metric.UnitAggregation.MEAN
     if binomial:
         y = f"MAX(CASE WHEN {post} THEN 1.0 ELSE 0.0 END)"
+    elif per_unit_mean:
+        y = f"AVG(CASE WHEN {post} THEN ev.value END)"
     else:
         y = f"SUM(CASE WHEN {post} THEN ev.value ELSE 0.0 END)"
     columns = [f"COALESCE({y}, 0.0) AS y"]
@@ -94,11 +99,12 @@ def metric_sums(
         lower = dialect["minus_seconds"].format(col="e.exposed_at")
         lower_params = [lookback.total_seconds()]  # type: ignore[union-attr]
         pre = "ev.timestamp < e.exposed_at"
-        x = (
-            f"MAX(CASE WHEN {pre} THEN 1.0 ELSE 0.0 END)"
-            if binomial
-            else f"SUM(CASE WHEN {pre} THEN ev.value ELSE 0.0 END)"
-        )
+        if binomial:
+            x = f"MAX(CASE WHEN {pre} THEN 1.0 ELSE 0.0 END)"
+        elif per_unit_mean:
+            x = f"AVG(CASE WHEN {pre} THEN ev.value END)"
+        else:
+            x = f"SUM(CASE WHEN {pre} THEN ev.value ELSE 0.0 END)"
         columns.append(f"COALESCE({x}, 0.0) AS x")
     segment_params: list[Any] = []
     segment = "NULL"

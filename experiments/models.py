@@ -39,6 +39,17 @@ class Metric(TimeStampedModel):
         help_text="Units without events count as 0; off leaves them out (e.g. a 1–5 rating).",
     )
 
+    class UnitAggregation(models.TextChoices):
+        SUM = "sum", "Sum of the unit's values (e.g. seconds spent)"
+        MEAN = "mean", "Mean of the unit's values (e.g. a rating)"
+
+    unit_aggregation = models.CharField(
+        max_length=8,
+        choices=UnitAggregation.choices,
+        default=UnitAggregation.SUM,
+        help_text="How a mean metric combines several events of one unit.",
+    )
+
     class Meta:
         ordering = ["key"]
 

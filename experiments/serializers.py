@@ -15,7 +15,15 @@ from experiments.services.assignment import MAX_BATCH_UNITS
 class MetricSerializer(serializers.ModelSerializer):
     class Meta:
         model = Metric
-        fields = ["key", "name", "description", "kind", "higher_is_better", "missing_as_zero"]
+        fields = [
+            "key",
+            "name",
+            "description",
+            "kind",
+            "higher_is_better",
+            "missing_as_zero",
+            "unit_aggregation",
+        ]
         extra_kwargs = {"key": {"validators": []}}  # uniqueness answers 409, not 400
 
 

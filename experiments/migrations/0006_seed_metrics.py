@@ -3,16 +3,39 @@
 from django.db import migrations
 
 METRICS = [
-    ("adoption", "Adoption", "binomial", True, True,
-     "The mentee adopted a recommendation (click → adopt)."),
-    ("session_duration", "Session duration", "mean", True, True,
-     "Seconds from the start to the end of mentoring conversations."),
-    ("completion", "Completion", "binomial", True, True,
-     "A conversation ended with its outcome reached."),
-    ("satisfaction", "Satisfaction", "mean", True, False,
-     "The 1–5 rating of a conversation; mentees who gave none are left out."),
-    ("return", "Return", "binomial", True, True,
-     "The mentee started a new session within 7 days."),
+    (
+        "adoption",
+        "Adoption",
+        "binomial",
+        True,
+        True,
+        "The mentee adopted a recommendation (click → adopt).",
+    ),
+    (
+        "session_duration",
+        "Session duration",
+        "mean",
+        True,
+        True,
+        "Seconds from the start to the end of mentoring conversations.",
+    ),
+    (
+        "completion",
+        "Completion",
+        "binomial",
+        True,
+        True,
+        "A conversation ended with its outcome reached.",
+    ),
+    (
+        "satisfaction",
+        "Satisfaction",
+        "mean",
+        True,
+        False,
+        "The 1–5 rating of a conversation; mentees who gave none are left out.",
+    ),
+    ("return", "Return", "binomial", True, True, "The mentee started a new session within 7 days."),
 ]
 
 
@@ -21,8 +44,13 @@ def create(apps, schema_editor):
     for key, name, kind, higher, missing_as_zero, description in METRICS:
         Metric.objects.get_or_create(
             key=key,
-            defaults={"name": name, "kind": kind, "higher_is_better": higher,
-                      "missing_as_zero": missing_as_zero, "description": description},
+            defaults={
+                "name": name,
+                "kind": kind,
+                "higher_is_better": higher,
+                "missing_as_zero": missing_as_zero,
+                "description": description,
+            },
         )
 
 

@@ -22,6 +22,7 @@ def create_metric(
     higher_is_better: bool = True,
     missing_as_zero: bool = True,
     description: str = "",
+    unit_aggregation: str = Metric.UnitAggregation.SUM,
 ) -> Metric:
     if Metric.objects.filter(key=key).exists():
         raise DomainError(
@@ -36,6 +37,7 @@ def create_metric(
                 higher_is_better=higher_is_better,
                 missing_as_zero=missing_as_zero,
                 description=description,
+                unit_aggregation=unit_aggregation,
             )
     except IntegrityError as exc:  # a concurrent request won the race for the key
         raise DomainError(

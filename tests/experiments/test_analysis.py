@@ -222,3 +222,21 @@ def test_guardrail_figures_from_a_provider_feed_the_decision():
     assert snapshot.decision["verdict"] == "failure"
     assert any("error rate 2.00 %" in r for r in snapshot.decision["reasons"])
     assert snapshot.service == {"error_rate": 0.02, "p95_ms": 80, "source": "test rollout"}
+
+
+def test_a_rating_metric_takes_the_mean_of_a_units_ratings():
+    experiment = _experiment(metrics=("satisfaction",), cuped_lookback_days=0)
+    metric = experiment.metrics.get().metric
+    assert metric.unit_aggregation == "mean"
+    plant(experiment, metric, {"control": np.array([4.0]), "treatment": np.array([5.0])})
+    Event.objects.create(
+        event_id="second-rating",
+        unit_id="u-control-0",
+        metric=metric,
+        value=2.0,
+        timestamp=timezone.now(),
+        received_at=timezone.now(),
+    )
+    sums = aggregation.metric_sums(experiment_id=experiment.id, metric=metric)
+    control = experiment.variants.get(key="control")
+    assert sums[(None, control.id)] == aggregation.ArmSums(n=1, total=3.0, squares=9.0)

@@ -17,13 +17,13 @@ pytestmark = [
 ]
 
 
-def test_a_failing_canary_is_rolled_back_within_30_seconds(redis_url, postgres, receiver,
-                                                           tmp_path):
+def test_a_failing_canary_is_rolled_back_within_30_seconds(redis_url, postgres, receiver, tmp_path):
     NotificationChannel.objects.create(name="ops", kind="slack", target=receiver.url())
     rollout = make_rollout(stage="canary")
     prefix = settings.CACHES["default"]["KEY_PREFIX"]
-    with celery_worker(redis_url=redis_url, data_dir=tmp_path, beat=True,
-                       extra_env={"CACHE_KEY_PREFIX": prefix}):
+    with celery_worker(
+        redis_url=redis_url, data_dir=tmp_path, beat=True, extra_env={"CACHE_KEY_PREFIX": prefix}
+    ):
         time.sleep(3)  # let the worker and beat start
         for i in range(4000):
             metrics_store.record(rollout.id, "stable", 25.0, 200)

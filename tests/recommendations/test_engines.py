@@ -99,8 +99,10 @@ def warm_users(engine: IndexedEngine, split: TimeSplit, n: int = 40) -> list[str
 def test_ensemble_beats_popularity_on_held_out_split(
     results: dict[str, dict[str, float]], split: TimeSplit
 ) -> None:
-    print(f"\ncut-off {datetime.fromtimestamp(split.cutoff, UTC):%Y-%m-%d %H:%M} UTC, "
-          f"{len(split.train)} train interactions, {len(split.test)} test users")
+    print(
+        f"\ncut-off {datetime.fromtimestamp(split.cutoff, UTC):%Y-%m-%d %H:%M} UTC, "
+        f"{len(split.train)} train interactions, {len(split.test)} test users"
+    )
     print(format_table(results))
     assert results["ensemble"][f"ndcg@{K}"] >= 1.2 * results["popularity"][f"ndcg@{K}"]
     assert results["ensemble"][f"recall@{K}"] > results["popularity"][f"recall@{K}"]
@@ -137,9 +139,7 @@ def test_engines_satisfy_protocol(fitted: dict[str, IndexedEngine]) -> None:
         assert ENGINES[engine.name] is type(engine), name
 
 
-def test_cold_start_users_get_k_results(
-    fitted: dict[str, IndexedEngine], demo: DemoData
-) -> None:
+def test_cold_start_users_get_k_results(fitted: dict[str, IndexedEngine], demo: DemoData) -> None:
     ensemble = fitted["ensemble"]
     assert isinstance(ensemble, EnsembleEngine)
     recs = ensemble.recommend("never-seen-user", K)
@@ -393,9 +393,7 @@ def test_popularity_decay_and_similar() -> None:
 
 def test_normalize_and_blend_weights() -> None:
     assert normalize(np.array([2.0, 4.0, 3.0])) == pytest.approx([0.0, 1.0, 0.5])
-    assert normalize(np.array([0.0, 5.0, 5.0, 10.0]), "rank") == pytest.approx(
-        [0.0, 0.5, 0.5, 1.0]
-    )
+    assert normalize(np.array([0.0, 5.0, 5.0, 10.0]), "rank") == pytest.approx([0.0, 0.5, 0.5, 1.0])
     assert normalize(np.ones(4)) is None
     with pytest.raises(ValueError):
         BlendWeights(cf=-1)

@@ -1,0 +1,68 @@
+from django.contrib import admin, messages
+
+from common.errors import DomainError
+from conversations.models import ConversationSession, MemoryFact, Summary, Turn
+from conversations.services import sessions
+
+
+@admin.register(ConversationSession)
+class ConversationSessionAdmin(admin.ModelAdmin):
+    list_display = (
+        "id", "user_id", "topic", "version", "status", "outcome", "rating", "started_at",
+        "last_activity_at", "next_turn_index",
+    )  # fmt: skip
+    list_filter = ("status", "version", "outcome")
+    search_fields = ("=id", "user_id", "topic")
+    date_hierarchy = "started_at"
+    readonly_fields = (
+        "user_id", "version", "status", "outcome", "rating", "started_at", "last_activity_at",
+        "ended_at", "next_turn_index", "return_checked_at",
+    )  # fmt: skip
+    # Turns are not inlined: a long session has thousands; see the Turn list filtered by it.
+    actions = ["end_abandoned"]
+
+    @admin.action(description="End the selected active sessions (outcome: abandoned)")
+    def end_abandoned(self, request, queryset):
+        ended = 0
+        for session in queryset.filter(status=ConversationSession.Status.ACTIVE):
+            try:
+                sessions.end_session(
+                    session_id=session.id, user_id=session.user_id, outcome="abandoned"
+                )
+                ended += 1
+            except DomainError as exc:
+                self.message_user(request, f"Session {session.id}: {exc.message}", messages.WARNING)
+        self.message_user(request, f"Ended {ended} session(s).")
+
+
+@admin.register(Turn)
+class TurnAdmin(admin.ModelAdmin):
+    list_display = (
+        "id", "session", "index", "role", "short_text", "latency_ms", "tokens", "context_tokens",
+        "backend", "degraded", "created_at",
+    )  # fmt: skip
+    list_filter = ("role", "degraded", "backend")
+    search_fields = ("=session__id",)
+    list_select_related = ("session",)
+    raw_id_fields = ("session",)
+    show_full_result_count = False  # COUNT(*) over every turn is the slow part of the page
+
+    @admin.display(description="text")
+    def short_text(self, turn: Turn) -> str:
+        return turn.text[:80]
+
+
+@admin.register(Summary)
+class SummaryAdmin(admin.ModelAdmin):
+    list_display = ("session", "up_to_index", "updated_at")
+    list_select_related = ("session",)
+    raw_id_fields = ("session",)
+
+
+@admin.register(MemoryFact)
+class MemoryFactAdmin(admin.ModelAdmin):
+    list_display = ("user_id", "key", "value", "confidence", "source_turn", "updated_at")
+    list_filter = ("key",)
+    search_fields = ("user_id", "value")
+    list_select_related = ("source_turn__session",)
+    raw_id_fields = ("source_turn",)

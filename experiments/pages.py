@@ -1,0 +1,80 @@
+"""Dashboard pages of experiments (server-rendered, login required)."""
+
+from django.contrib.auth.decorators import login_required
+from django.db.models import OuterRef, Subquery
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from common.errors import DomainError
+from experiments import charts, selectors
+from experiments.models import Experiment, Snapshot
+from experiments.services import segments
+
+SEGMENT_ATTRIBUTES = ("platform", "country", "plan", "cohort")
+
+
+def latest_snapshots(experiment_ids: list[int]) -> dict[int, Snapshot]:
+    """The newest snapshot of each experiment, in two indexed queries however
+    many snapshots there are."""
+    newest = Snapshot.objects.filter(experiment=OuterRef("pk")).order_by("-computed_at", "-id")
+    ids = (
+        Experiment.objects.filter(id__in=experiment_ids)
+        .annotate(latest=Subquery(newest.values("id")[:1]))
+        .values_list("latest", flat=True)
+    )
+    snapshots = Snapshot.objects.filter(id__in=[i for i in ids if i]).only(
+        "id", "experiment_id", "decision", "computed_at", "units", "srm"
+    )
+    return {s.experiment_id: s for s in snapshots}
+
+
+@login_required
+def experiment_list(request: HttpRequest) -> HttpResponse:
+    experiments = list(Experiment.objects.select_related("owner").order_by("-created_at"))
+    latest = latest_snapshots([e.id for e in experiments])
+    rows = [{"experiment": e, "latest": latest.get(e.id)} for e in experiments]
+    return render(request, "experiments/list.html", {"rows": rows})
+
+
+@login_required
+def experiment_detail(request: HttpRequest, key: str) -> HttpResponse:
+    try:
+        experiment = selectors.get_experiment(key)
+    except DomainError as exc:
+        return render(request, "404.html", {"message": exc.message}, status=404)
+    snapshot = experiment.snapshots.first()
+    series = selectors.snapshot_series(experiment)
+    metrics = []
+    for metric in snapshot.metrics if snapshot else []:
+        metrics.append(
+            {
+                "result": metric,
+                "forest": charts.forest_plot(metric),
+                "forest_id": f"fig-forest-{metric['metric']}",
+                "history": charts.over_time(metric["metric"], series.get(metric["metric"], [])),
+                "history_id": f"fig-history-{metric['metric']}",
+            }
+        )
+    segment = request.GET.get("segment", "")
+    breakdown = None
+    if segment and snapshot:
+        breakdown = segments.segment_results(experiment=experiment, attribute=segment[:64])
+    primary = [m for m in metrics if m["result"]["role"] == "primary"]
+    needed = max(
+        (c.get("units_needed") or 0 for m in primary for c in m["result"]["comparisons"]),
+        default=0,
+    )
+    context = {
+        "experiment": experiment,
+        "snapshot": snapshot,
+        "metrics": metrics,
+        "segment": segment,
+        "segment_attributes": SEGMENT_ATTRIBUTES,
+        "breakdown": breakdown,
+        "units_needed": needed,
+        "progress_percent": round(100 * snapshot.units / (snapshot.units + needed))
+        if snapshot and (snapshot.units + needed)
+        else 0,
+        "can_analyse": request.user.has_perm("experiments.manage_experiment"),
+    }
+    return render(request, "experiments/detail.html", context)

@@ -1,0 +1,21 @@
+from django.urls import path
+
+from rollout import pages
+
+urlpatterns = [
+    path("rollouts/", pages.rollout_list, name="rollout-list-page"),
+    path("rollouts/<slug:key>/", pages.rollout_detail, name="rollout-page"),
+    path(
+        "rollouts/transitions/<int:transition_id>/approve/",
+        pages.decide_transition,
+        {"decision": "approve"},
+        name="transition-approve-page",
+    ),
+    path(
+        "rollouts/transitions/<int:transition_id>/reject/",
+        pages.decide_transition,
+        {"decision": "reject"},
+        name="transition-reject-page",
+    ),
+    path("audit/", pages.audit_log, name="audit-page"),
+]
