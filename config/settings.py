@@ -215,6 +215,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several components have a field called "kind"; name each enum after its owner.
+    "ENUM_NAME_OVERRIDES": {
+        "MetricKindEnum": "experiments.models.Metric.Kind",
+        "UnitAggregationEnum": "experiments.models.Metric.UnitAggregation",
+        "ContentItemKindEnum": "recommendations.models.ContentItem.Kind",
+    },
 }
 
 # Internationalisation ---------------------------------------------------------------
