@@ -1,0 +1,106 @@
+"""What product managers and executives do in the browser."""
+
+import pytest
+from django.core.management import call_command
+
+from rollout.models import Rollout, StageTransition
+from rollout.simulation import EXPERIMENT_KEY, ROLLOUT_KEY, SimulationConfig, simulate_phase4
+from tests.browser.conftest import log_in
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
+
+
+@pytest.fixture
+def phase4(db):
+    call_command("create_demo_accounts", force=True)
+    result = simulate_phase4(
+        SimulationConfig(
+            days=8,
+            daily_users=700,
+            population=1500,
+            adoption_lift=0.2,
+            completion_lift=0.2,
+            traffic_hours=1,
+            requests_per_minute=1000,
+        )
+    )
+    assert result.pending_transition, result.notes
+    return result
+
+
+def test_an_executive_approves_the_pending_transition_in_the_browser(
+    page, live_server, phase4, shoot
+):
+    log_in(page, live_server.url, "exec", "exec-demo-pass")
+    assert page.locator("#approvals").is_visible()
+    shoot(page, "overview")
+    page.click("#approvals a")
+    page.wait_for_selector("#pending")
+    assert "ab → full" in page.locator("#pending").inner_text()
+    assert "Evidence frozen at the request" in page.locator("#pending").inner_text()
+    shoot(page, "rollout-pending")
+    page.fill("#comment", "Adoption and completion are up; ship it.")
+    page.click("#approve")
+    page.wait_for_selector(".messages")
+    assert "approved and applied" in page.locator(".messages").inner_text()
+    assert page.locator(".pipeline li.current").get_attribute("data-stage") == "full"
+    assert page.locator("#canary-share").inner_text() == "100 %"
+    timeline = page.locator("#audit").inner_text()
+    assert "exec approved ab → full" in timeline
+    assert "ship it" in timeline
+    shoot(page, "rollout-approved")
+    rollout = Rollout.objects.get(key=ROLLOUT_KEY)
+    assert (rollout.stage, rollout.state) == ("full", "completed")
+
+
+def test_a_product_manager_sees_no_approve_button_and_cannot_post_one(page, live_server, phase4):
+    log_in(page, live_server.url, "pm", "pm-demo-pass")
+    page.goto(f"{live_server.url}/rollouts/{ROLLOUT_KEY}/")
+    assert page.locator("#pending").is_visible()
+    assert page.locator("#approve").count() == 0
+    token = page.locator("input[name=csrfmiddlewaretoken]").first.get_attribute("value")
+    response = page.request.post(
+        f"{live_server.url}/rollouts/transitions/{phase4.pending_transition}/approve/",
+        form={"csrfmiddlewaretoken": token, "comment": "let me"},
+        headers={"Referer": f"{live_server.url}/rollouts/{ROLLOUT_KEY}/"},
+    )
+    assert response.status == 403
+    assert "approve_transition" in response.text()
+    assert StageTransition.objects.get(id=phase4.pending_transition).status == "pending"
+
+
+def test_every_chart_renders_an_svg(page, live_server, phase4, shoot):
+    log_in(page, live_server.url, "pm", "pm-demo-pass")
+    for path, name in (
+        (f"/experiments/{EXPERIMENT_KEY}/", "experiment"),
+        (f"/rollouts/{ROLLOUT_KEY}/", "rollout"),
+    ):
+        page.goto(live_server.url + path)
+        page.wait_for_load_state("networkidle")
+        charts = page.locator(".chart")
+        assert charts.count() >= 2
+        for i in range(charts.count()):
+            charts.nth(i).locator("svg.main-svg").first.wait_for(timeout=10_000)
+        shoot(page, name)
+    page.goto(f"{live_server.url}/audit/?rollout={ROLLOUT_KEY}")
+    assert "transition_requested" in page.content()
+    shoot(page, "audit")
+
+
+def test_the_downloaded_report_holds_the_verdict(page, live_server, phase4, tmp_path):
+    log_in(page, live_server.url, "pm", "pm-demo-pass")
+    page.goto(f"{live_server.url}/experiments/{EXPERIMENT_KEY}/")
+    verdict = page.locator("#decision .badge").inner_text().strip()
+    with page.expect_download() as download:
+        page.click("#export-md")
+    path = tmp_path / "report.md"
+    download.value.save_as(path)
+    text = path.read_text()
+    assert f"**Verdict: {verdict.upper()}**" in text
+    with page.expect_download() as download:
+        page.click("#export-csv")
+    download.value.save_as(tmp_path / "report.csv")
+    assert f"verdict={verdict}" in (tmp_path / "report.csv").read_text()

@@ -1,0 +1,113 @@
+"""Server-rendered pages: login, content, and query counts that do not grow
+with the data."""
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from experiments.services.analysis import analyse_experiment
+from rollout.services.health import evaluate_rollout
+from tests.experiments.seeding import plant
+from tests.factories import feed, make_experiment, make_rollout
+
+pytestmark = pytest.mark.django_db
+
+
+def queries(client, url: str) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(url)
+    assert response.status_code == 200, url
+    return len(captured)
+
+
+@pytest.fixture
+def pm_client(client, pm_user):
+    client.force_login(pm_user)
+    return client
+
+
+def _experiment_with_snapshots(count: int):
+    experiment = make_experiment("rec-v2", metrics=("session_duration", "adoption"))
+    rng = np.random.default_rng(1)
+    plant(
+        experiment,
+        experiment.metrics.get(metric__key="session_duration").metric,
+        {"control": rng.normal(10, 2, 200), "treatment": rng.normal(11, 2, 200)},
+        start=timezone.now() - timedelta(days=2),
+    )
+    for i in range(count):
+        analyse_experiment(
+            experiment=experiment, as_of=timezone.now() - timedelta(minutes=5 * (count - i))
+        )
+    return experiment
+
+
+@pytest.mark.parametrize("url", ["/", "/experiments/", "/rollouts/", "/audit/"])
+def test_pages_need_a_login(client, url):
+    response = client.get(url)
+    assert response.status_code == 302
+    assert "/accounts/login/" in response["Location"]
+
+
+def test_the_experiment_page_shows_the_decision_charts_and_exports(pm_client):
+    experiment = _experiment_with_snapshots(3)
+    html = pm_client.get(f"/experiments/{experiment.key}/").content.decode()
+    assert 'id="decision"' in html and "Export report (Markdown)" in html
+    assert html.count('class="chart"') == 4
+    assert "plotly/plotly.min.js" in html
+
+
+def test_experiment_page_queries_do_not_grow_with_snapshots(pm_client, settings):
+    experiment = _experiment_with_snapshots(2)
+    few = queries(pm_client, f"/experiments/{experiment.key}/")
+    for i in range(40):
+        analyse_experiment(experiment=experiment, as_of=timezone.now() - timedelta(seconds=i))
+    settings.DEBUG = False
+    import experiments.selectors as selectors
+
+    selectors.MAX_SERIES_POINTS, saved = 10, selectors.MAX_SERIES_POINTS
+    try:
+        many = queries(pm_client, f"/experiments/{experiment.key}/")
+    finally:
+        selectors.MAX_SERIES_POINTS = saved
+    assert many == few
+    assert queries(pm_client, "/experiments/") == queries(pm_client, "/experiments/")
+
+
+def test_rollout_page_queries_do_not_grow_with_windows_and_audit(pm_client):
+    rollout = make_rollout(stage="canary")
+    feed(rollout, "stable", 100)
+    evaluate_rollout(rollout=rollout)
+    few = queries(pm_client, f"/rollouts/{rollout.key}/")
+    for _ in range(5):
+        feed(rollout, "canary", 3000)
+        feed(rollout, "stable", 3000)
+        evaluate_rollout(rollout=rollout)
+    many = queries(pm_client, f"/rollouts/{rollout.key}/")
+    assert many == few
+    assert queries(pm_client, "/") == queries(pm_client, "/")
+
+
+def test_the_overview_lists_running_experiments_and_rollouts(pm_client):
+    _experiment_with_snapshots(1)
+    make_rollout(stage="canary")
+    html = pm_client.get("/").content.decode()
+    assert "rec-v2" in html and "rec-rollout" in html
+
+
+def test_unknown_pages_are_404(pm_client):
+    assert pm_client.get("/experiments/nope/").status_code == 404
+    assert pm_client.get("/rollouts/nope/").status_code == 404
+
+
+def test_audit_filters(pm_client):
+    make_rollout("a", feature="a")
+    make_rollout("b", feature="b")
+    html = pm_client.get("/audit/?rollout=a").content.decode()
+    assert "Rollout &#x27;a&#x27; created" in html
+    assert "Rollout &#x27;b&#x27; created" not in html
+    assert pm_client.get("/audit/?since=not-a-date").status_code == 200
