@@ -1,4 +1,6 @@
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.forms.models import BaseInlineFormSet
 
 from common.errors import DomainError
 from experiments.models import Event, Experiment, ExperimentMetric, Exposure, Metric, Variant
@@ -12,9 +14,27 @@ class MetricAdmin(admin.ModelAdmin):
     search_fields = ("key", "name")
 
 
+class VariantFormSet(BaseInlineFormSet):
+    """The admin obeys the service's rules: two variants or more, exactly one control."""
+
+    def clean(self):
+        super().clean()
+        kept = [
+            form.cleaned_data
+            for form in self.forms
+            if form.cleaned_data and not form.cleaned_data.get("DELETE")
+        ]
+        if len(kept) < 2:
+            raise ValidationError("An experiment needs at least two variants.")
+        controls = sum(1 for data in kept if data.get("is_control"))
+        if controls != 1:
+            raise ValidationError(f"Exactly one variant must be the control; got {controls}.")
+
+
 class VariantInline(admin.TabularInline):
     model = Variant
-    extra = 0
+    formset = VariantFormSet
+    extra = 2
     fields = ("position", "key", "name", "weight", "is_control", "payload")
 
 

@@ -18,6 +18,8 @@ def route_request(request, feature: str, unit_id: str, *, is_staff: bool = False
     is one of ion-mentoring's staff, who get the canary at the internal stage)
     and mark the request as belonging to the rollout, so its outcome is counted."""
     route = route_feature(feature, unit_id, is_staff=is_staff)
+    # A DRF view passes its Request wrapper; the middleware sees the Django request.
+    request = getattr(request, "_request", request)
     if route.rollout is not None:
         from rollout.config_cache import get_rollout
 

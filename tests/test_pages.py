@@ -111,3 +111,41 @@ def test_audit_filters(pm_client):
     assert "Rollout &#x27;a&#x27; created" in html
     assert "Rollout &#x27;b&#x27; created" not in html
     assert pm_client.get("/audit/?since=not-a-date").status_code == 200
+
+
+def test_product_managers_create_experiments_in_the_admin_with_the_same_rules(client, pm_user):
+    from experiments.models import Experiment
+
+    client.force_login(pm_user)
+    form = {
+        "key": "from-admin",
+        "name": "From the admin",
+        "hypothesis": "",
+        "traffic_percent": 100,
+        "alpha": 0.05,
+        "sequential": "on",
+        "correction": "holm",
+        "cuped_lookback_days": 14,
+        "exclude_carryover": "on",
+        "decision_policy": "{}",
+        "variants-TOTAL_FORMS": 2,
+        "variants-INITIAL_FORMS": 0,
+        "variants-0-position": 0,
+        "variants-0-key": "control",
+        "variants-0-weight": 1,
+        "variants-0-payload": "{}",
+        "variants-1-position": 1,
+        "variants-1-key": "treatment",
+        "variants-1-weight": 1,
+        "variants-1-payload": "{}",
+        "metrics-TOTAL_FORMS": 0,
+        "metrics-INITIAL_FORMS": 0,
+    }
+    refused = client.post("/admin/experiments/experiment/add/", form)
+    assert refused.status_code == 200
+    assert "Exactly one variant must be the control" in refused.content.decode()
+    assert not Experiment.objects.filter(key="from-admin").exists()
+    form["variants-0-is_control"] = "on"
+    accepted = client.post("/admin/experiments/experiment/add/", form)
+    assert accepted.status_code == 302, accepted.content.decode()[:2000]
+    assert Experiment.objects.get(key="from-admin").variants.count() == 2

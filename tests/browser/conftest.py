@@ -10,20 +10,19 @@ from django.db import connections
 
 from tests.conftest import need
 
-# Playwright's sync API runs an event loop in this thread; the ORM calls of
-# the fixtures are still synchronous and safe here.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 @pytest.fixture
-def browser():
+def browser(monkeypatch):
     # One Playwright per test: its sync API switches greenlets, and the
     # database connection seen by the test's teardown must be the test's own.
     need("chromium", bool(shutil.which(CHROMIUM) or Path(CHROMIUM).exists()))
+    # Playwright's sync API runs an event loop in this thread; the ORM calls of
+    # the test are still synchronous and safe here.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
