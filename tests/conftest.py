@@ -29,6 +29,22 @@ def need(service: str, available: bool) -> None:
     pytest.skip(message)
 
 
+def pytest_collection_modifyitems(items):
+    """Every transactional test restores the data the migrations wrote (groups,
+    permissions, schedules, seed metrics) when it starts. One that did not
+    would let its teardown recreate content types with new ids, and the next
+    test that restores the serialized data would collide with them."""
+    for item in items:
+        marker = item.get_closest_marker("django_db")
+        if marker and marker.kwargs.get("transaction") and not marker.kwargs.get(
+            "serialized_rollback"
+        ):
+            item.add_marker(
+                pytest.mark.django_db(**{**marker.kwargs, "serialized_rollback": True}),
+                append=False,
+            )
+
+
 def pytest_configure(config):
     if REQUIRE_SERVICES:
         missing = [name for name in ("DATABASE_URL", "REDIS_URL") if not os.environ.get(name)]
