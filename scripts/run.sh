@@ -8,7 +8,14 @@ export DEBUG="${DEBUG:-1}"
 
 "$BIN/python" manage.py migrate --noinput
 "$BIN/python" manage.py create_demo_accounts
-if [ -x "$BIN/python" ] && "$BIN/python" manage.py help simulate_phase4 >/dev/null 2>&1; then
+# First start: the demo catalogue of the recommendation engine, then the simulated
+# Phase 4 rollout, so the dashboards open on something real.
+if ! "$BIN/python" manage.py shell -c "
+import sys
+from rollout.models import Rollout
+sys.exit(0 if Rollout.objects.filter(key='phase4-recommendations').exists() else 1)
+" >/dev/null 2>&1; then
+  "$BIN/python" manage.py seed_recommendations
   "$BIN/python" manage.py simulate_phase4 --if-empty
 fi
 
