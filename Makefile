@@ -37,4 +37,4 @@ clean:
 
 PURE_MODULES := common/errors.py config/env.py experiments/hashing.py experiments/stats.py \
 	rollout/histogram.py rollout/health.py conversations/memory.py conversations/responders \
-	recommendations/engines recommendations/demo_data.py
+	recommendations/engines recommendations/demo_data.py conversations/engine.py

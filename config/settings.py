@@ -285,6 +285,8 @@ LLM_BASE_URL = env_str("LLM_BASE_URL")
 LLM_API_KEY = env_str("LLM_API_KEY")
 LLM_MODEL = env_str("LLM_MODEL", "gpt-4o-mini")
 LLM_TIMEOUT_SECONDS = env_int("LLM_TIMEOUT_SECONDS", 10)
+LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 2)
+LLM_BACKOFF_SECONDS = float(env_str("LLM_BACKOFF_SECONDS", "0.5"))
 
 # Platform ---------------------------------------------------------------------------
 HEARTBEAT_INTERVAL = timedelta(seconds=env_int("HEARTBEAT_INTERVAL_SECONDS", 30))

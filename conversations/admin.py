@@ -1,4 +1,6 @@
 from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html
 
 from common.errors import DomainError
 from conversations.models import ConversationSession, MemoryFact, Summary, Turn
@@ -12,14 +14,24 @@ class ConversationSessionAdmin(admin.ModelAdmin):
         "last_activity_at", "next_turn_index",
     )  # fmt: skip
     list_filter = ("status", "version", "outcome")
-    search_fields = ("=id", "user_id", "topic")
-    date_hierarchy = "started_at"
+    search_fields = ("user_id", "topic")
+    # Lifecycle fields change only through the services (the action below), never by editing.
     readonly_fields = (
-        "user_id", "version", "status", "outcome", "rating", "started_at", "last_activity_at",
-        "ended_at", "next_turn_index", "return_checked_at",
+        "user_id", "version", "topic", "status", "outcome", "rating", "started_at",
+        "last_activity_at", "ended_at", "next_turn_index", "return_checked_at", "turns",
     )  # fmt: skip
-    # Turns are not inlined: a long session has thousands; see the Turn list filtered by it.
     actions = ["end_abandoned"]
+
+    # Turns are not inlined (a long session has thousands): a link to them instead.
+    @admin.display(description="turns")
+    def turns(self, session: ConversationSession) -> str:
+        url = reverse("admin:conversations_turn_changelist")
+        return format_html(
+            '<a href="{}?session__id__exact={}">{} turns</a>',
+            url,
+            session.id,
+            session.next_turn_index,
+        )
 
     @admin.action(description="End the selected active sessions (outcome: abandoned)")
     def end_abandoned(self, request, queryset):
@@ -41,8 +53,8 @@ class TurnAdmin(admin.ModelAdmin):
         "id", "session", "index", "role", "short_text", "latency_ms", "tokens", "context_tokens",
         "backend", "degraded", "created_at",
     )  # fmt: skip
-    list_filter = ("role", "degraded", "backend")
-    search_fields = ("=session__id",)
+    # No filter on backend: its choices would be a DISTINCT over every turn.
+    list_filter = ("role", "degraded")
     list_select_related = ("session",)
     raw_id_fields = ("session",)
     show_full_result_count = False  # COUNT(*) over every turn is the slow part of the page

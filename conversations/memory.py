@@ -373,6 +373,11 @@ _LEARNING_FORMATS = (
 )
 _KO_ROLE_NOUNS = r"개발자|디자이너|엔지니어|기획자|분석가|사이언티스트|매니저|마케터|연구원|학생|PM"
 _KO_LEVELS = r"주니어|시니어|신입|초보자?|입문자|중급자?"
+# Korean phrases end at a keyword after them ("... 되고 싶어요"), so they cannot be anchored
+# at their start; bounding their length keeps matching linear in the text (an unbounded lazy
+# phrase is retried from every start position: a 4 000-character message took a second).
+_KO_PHRASE = r"[^.!?,\n]{1,80}?"
+_KO_PHRASE_OPT = r"[^.!?,\n]{0,80}?"
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,6 +388,9 @@ class _Rule:
     confidence: float
     constants: tuple[tuple[FactKey, str], ...] = ()
     template: str = "{}"
+    # The rule runs only when one of these substrings occurs in the text (a cheap pre-check
+    # for rules without a leading anchor, which otherwise try every start position).
+    needs: tuple[str, ...] = ()
 
 
 def _rule(
@@ -391,8 +399,9 @@ def _rule(
     flags: int = re.IGNORECASE,
     constants: tuple[tuple[FactKey, str], ...] = (),
     template: str = "{}",
+    needs: tuple[str, ...] = (),
 ) -> _Rule:
-    return _Rule(re.compile(pattern, flags | re.MULTILINE), confidence, constants, template)
+    return _Rule(re.compile(pattern, flags | re.MULTILINE), confidence, constants, template, needs)
 
 
 # Confidence reflects how unambiguous the wording is: "my name is" is near-certain, "I like X" is
@@ -418,7 +427,8 @@ _RULES: tuple[_Rule, ...] = (
           rf"(?P<goal>(?:{_CAREER_VERBS})\b{_PHRASE})", 0.8),
     _rule(r"(?:제|저의|나의|내)\s*(?:최종\s*|커리어\s*)?목표는\s*(?P<goal>[^.!?\n]+?)\s*"
           r"(?:입니다|이에요|예요|에요|이다|야)?\s*(?:[.!?]|$)", 0.95),
-    _rule(r"(?P<goal>[^.!?,\n]+?(?:이|가))\s*되고\s*싶", 0.9, template="{} 되는 것"),
+    _rule(rf"(?P<goal>{_KO_PHRASE}(?:이|가))\s*되고\s*싶", 0.9, template="{} 되는 것",
+          needs=("되고",)),
     # --- field (and level when it qualifies the role)
     _rule(rf"\bi\s+(?:currently\s+)?work\s+as\s+(?:an?\s+)?(?:(?P<level>{_LEVEL_WORDS})\s+)?"
           rf"(?P<field>{_PHRASE})", 0.9),
@@ -427,9 +437,9 @@ _RULES: tuple[_Rule, ...] = (
           rf"(?P<field>(?:[\w+#./-]+\s+){{0,3}}(?:{_ROLE_NOUNS}))\b", 0.85),
     _rule(rf"\bmy\s+(?:field|background|area|specialty|speciali[sz]ation)\s+is\s+(?:in\s+)?"
           rf"(?P<field>{_PHRASE})", 0.8),
-    _rule(rf"저는\s*(?:(?P<level>{_KO_LEVELS})\s*)?(?P<field>[^.!?,\n]*?(?:{_KO_ROLE_NOUNS}))"
+    _rule(rf"저는\s*(?:(?P<level>{_KO_LEVELS})\s*)?(?P<field>{_KO_PHRASE_OPT}(?:{_KO_ROLE_NOUNS}))"
           r"(?!\s*(?:이|가)?\s*되)", 0.85),
-    _rule(r"(?P<field>[^.!?,\n]+?)\s*(?:분야|쪽|업계)에서\s*일하고", 0.8),
+    _rule(rf"(?P<field>{_KO_PHRASE})\s*(?:분야|쪽|업계)에서\s*일하고", 0.8, needs=("일하고",)),
     # --- level
     _rule(rf"{_I_AM}\s+(?:still\s+)?(?:an?\s+)?(?:complete\s+|total\s+)?"
           rf"(?P<level>{_LEVEL_WORDS})\b", 0.85),
@@ -455,7 +465,8 @@ _RULES: tuple[_Rule, ...] = (
     _rule(rf"\bi\s+learn\s+best\s+(?:with|through|by|from|via)\s+(?P<preference>{_PHRASE})", 0.8),
     _rule(rf"\bi\s+(?:really\s+)?(?:like|love|enjoy)\s+"
           rf"(?P<preference>[^.!?;,\n]*?\b(?:{_LEARNING_FORMATS})\b[^.!?;,\n]*)", 0.7),
-    _rule(r"(?P<preference>[^.!?,\n]+?)(?:을|를)?\s*선호(?:해요|합니다|하는\s*편|해|함)", 0.85),
+    _rule(rf"(?P<preference>{_KO_PHRASE})(?:을|를)?\s*선호(?:해요|합니다|하는\s*편|해|함)", 0.85,
+          needs=("선호",)),
 )  # fmt: skip
 
 # A value ends where a new clause about the speaker starts ("... data scientist and I like ..."),
@@ -556,6 +567,8 @@ def extract_facts(turn: TurnView) -> list[Fact]:
     text = turn.text.translate(_APOSTROPHES)  # same length, so match offsets stay valid
     best: dict[FactKey, tuple[float, int, str]] = {}
     for rule in _RULES:
+        if rule.needs and not any(needle in text for needle in rule.needs):
+            continue
         for match in rule.regex.finditer(text):
             found: list[tuple[FactKey, str]] = [
                 (cast(FactKey, key), rule.template.format(raw))

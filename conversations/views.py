@@ -51,7 +51,9 @@ class SessionStartView(ConversationView):
         body = serializers.SessionStartedSerializer(
             {"session": started.session, "version": version, "resumed": started.resumed}
         ).data
-        return Response(body, status=status.HTTP_200_OK if started.resumed else 201)
+        return Response(
+            body, status=status.HTTP_200_OK if started.resumed else status.HTTP_201_CREATED
+        )
 
 
 class SessionDetailView(ConversationView):

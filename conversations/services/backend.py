@@ -52,8 +52,8 @@ def configured_responder() -> Responder:
         settings.LLM_API_KEY,
         settings.LLM_MODEL,
         float(settings.LLM_TIMEOUT_SECONDS),
-        int(getattr(settings, "LLM_MAX_RETRIES", 2)),
-        float(getattr(settings, "LLM_BACKOFF_SECONDS", 0.5)),
+        settings.LLM_MAX_RETRIES,
+        settings.LLM_BACKOFF_SECONDS,
     )
 
 

@@ -42,7 +42,7 @@ from conversations.memory import (
     messages_tokens,
 )
 from conversations.models import ConversationSession, Summary, Turn
-from conversations.responders.base import Responder, ResponderError
+from conversations.responders.base import UNAVAILABLE_MESSAGE, Responder, ResponderError
 from conversations.services import backend, memory_store
 from conversations.services.sessions import expire_locked_session, expired_error, is_idle
 from conversations.services.sessions import lock_session as _lock
@@ -58,9 +58,10 @@ CONTEXT_BUDGET_TOKENS = 1_500
 # After a roll the recent window keeps this share of its budget (see conversations.engine).
 KEEP_RATIO = 0.6
 MAX_MESSAGE_CHARS = 4_000
-# 4 000 characters of Hangul are ~4 000 tokens: a message must leave room in the budget for
-# the system prompt and some memory, so its size is limited in tokens as well.
-MAX_MESSAGE_TOKENS = 1_000
+# 4 000 characters of English are ~1 150 estimated tokens, of Hangul ~4 000: a message must
+# leave room in the budget for the system prompt and some memory (at least ~230 tokens of the
+# 1 500), so its size is limited in tokens as well.
+MAX_MESSAGE_TOKENS = 1_200
 
 Version = ConversationSession.Version
 
@@ -128,12 +129,39 @@ def send_message(
     prepared = _prepare(
         session_id=session_id, user_id=user_id, text=text, serve_stable=serve_stable, now=now
     )
-    v2 = prepared.version == Version.CANARY
     if responder is None:
+        v2 = prepared.version == Version.CANARY
         responder = backend.configured_responder() if v2 else backend.offline_responder()
+    reply = Turn(
+        session_id=prepared.session.id,
+        index=prepared.message.index + 1,
+        role=Turn.Role.ASSISTANT,
+        backend=str(getattr(responder, "backend", type(responder).__name__))[:100],
+    )
+    try:
+        plan = _answer(
+            prepared, text=text, responder=responder, budget_tokens=budget_tokens, reply=reply
+        )
+    except Exception:
+        # A bug, not a backend failure (those are ResponderError, handled in _answer): the
+        # reserved index still gets its turn so the transcript has no hole, then the error
+        # propagates and is counted as one by the request metrics.
+        reply.text, reply.degraded = UNAVAILABLE_MESSAGE, True
+        reply.created_at = fixed_now or timezone.now()
+        _store_reply(prepared=prepared, plan=None, turn=reply, now=reply.created_at)
+        raise
+    reply.created_at = fixed_now or timezone.now()
+    _store_reply(prepared=prepared, plan=plan, turn=reply, now=reply.created_at)
+    return MessageResult(prepared.session.id, prepared.version, prepared.message, reply)
 
+
+def _answer(
+    prepared: _Prepared, *, text: str, responder: Responder, budget_tokens: int, reply: Turn
+) -> TurnPlan | None:
+    """Step 2: build the prompt (v2: from memory; v1: the message alone), call the
+    responder and fill ``reply``. Returns the v2 plan (None for v1)."""
     plan: TurnPlan | None = None
-    if v2:
+    if prepared.version == Version.CANARY:
         plan = plan_turn(
             system_prompt=SYSTEM_PROMPT,
             facts=prepared.facts,
@@ -141,7 +169,8 @@ def send_message(
             unsummarised=prepared.unsummarised,
             user_message=text,
             budget_tokens=budget_tokens,
-            summary_max_tokens=backend.SUMMARY_MAX_TOKENS,
+            # A fifth of the budget at most, so a small budget still leaves room for turns.
+            summary_max_tokens=min(backend.SUMMARY_MAX_TOKENS, budget_tokens // 5),
             keep_ratio=KEEP_RATIO,
             summarise=backend.summariser_for(responder),
         )
@@ -152,41 +181,23 @@ def send_message(
             {"role": "user", "content": text},
         ]
         facts = {}
+    reply.context_tokens = plan.context.tokens if plan else messages_tokens(messages)
 
     started = time.perf_counter()
     try:
         answer = responder.respond(messages, facts=facts)
-        reply_text, tokens, degraded = answer.text, answer.tokens, False
-        backend_name = answer.backend
+        reply.text, reply.tokens, reply.backend = answer.text, max(0, answer.tokens), answer.backend
     except ResponderError as exc:
         logger.warning(
             "responder failed for session %s (%s attempts): %s",
-            session_id,
+            prepared.session.id,
             exc.attempts,
             exc.detail,
         )
-        reply_text, tokens, degraded = exc.user_message, 0, True
-        backend_name = str(getattr(responder, "backend", type(responder).__name__))
-    latency_ms = (time.perf_counter() - started) * 1000
-
-    reply = _store_reply(
-        prepared=prepared,
-        plan=plan,
-        turn=Turn(
-            session_id=prepared.session.id,
-            index=prepared.message.index + 1,
-            role=Turn.Role.ASSISTANT,
-            text=reply_text,
-            created_at=fixed_now or timezone.now(),
-            latency_ms=latency_ms,
-            tokens=max(0, tokens),
-            context_tokens=plan.context.tokens if plan else messages_tokens(messages),
-            backend=backend_name[:100],
-            degraded=degraded,
-        ),
-        now=fixed_now or timezone.now(),
-    )
-    return MessageResult(prepared.session.id, prepared.version, prepared.message, reply)
+        reply.text, reply.tokens, reply.degraded = exc.user_message, 0, True
+    reply.latency_ms = (time.perf_counter() - started) * 1000
+    reply.backend = reply.backend[:100]
+    return plan
 
 
 def _prepare(

@@ -66,10 +66,10 @@ def seed_demo(
         for item in ContentItem.objects.filter(external_id__in=list(existing)):
             src = keys[item.external_id]
             item.kind, item.title, item.description = src.kind, src.title, src.description
-            item.tags, item.active = list(src.tags), True
+            item.tags = list(src.tags)  # `active` stays: an item retired by hand stays retired
             changed.append(item)
         ContentItem.objects.bulk_update(
-            changed, ["kind", "title", "description", "tags", "active"], batch_size=_BATCH
+            changed, ["kind", "title", "description", "tags"], batch_size=_BATCH
         )
         tick(len(keys))
         db_id = dict(

@@ -43,6 +43,9 @@ LIVE_POPULARITY_LABEL = "v0-popularity-live"
 LIVE_POPULARITY_SECONDS = 60.0
 _LIVE_POPULARITY_TOP = 1000
 MAX_K = 100
+#: extra candidates asked of a model, for items deleted since it was trained (an item
+#: nobody interacted with may be deleted; the answer drops it and still holds k items)
+_SLACK = 5
 
 #: what the content engine accepts as a cold-start hint: free text or a list of tags
 Context = str | Sequence[str] | None
@@ -200,11 +203,13 @@ def recommend(
         if model is not None:
             engine = _with_weights(model, weights) if weights is not None else model.engine
             assert isinstance(engine, EnsembleEngine)
-            scored = engine.recommend(user_id, k, exclude=banned, context=context or None)
+            scored = engine.recommend(
+                user_id, k + _SLACK, exclude=banned, context=context or None
+            )
             return Recommendations(user_id, model.label, _render(scored, k))
     model = model_store.active_model(ModelVersion.Engine.POPULARITY)
     if model is not None:
-        scored = model.engine.recommend(user_id, k, exclude=banned)
+        scored = model.engine.recommend(user_id, k + _SLACK, exclude=banned)
         return Recommendations(user_id, model.label, _render(scored, k))
     return Recommendations(
         user_id, LIVE_POPULARITY_LABEL, _render(_serve_live_popularity(k, banned), k)
@@ -242,7 +247,7 @@ def similar_items(*, item_id: int, k: int = 10) -> list[RecommendedItem]:
     scored: list[Scored] = []
     model = model_store.active_model(ModelVersion.Engine.ENSEMBLE)
     if model is not None:
-        scored = model.engine.similar(item_id, k + len(inactive))
+        scored = model.engine.similar(item_id, k + _SLACK + len(inactive))
         scored = [s for s in scored if s.item_id not in inactive]
     if not scored:
         scored = _tag_neighbours(item_id, k)

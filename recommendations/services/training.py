@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import FloatField, Func
 from django.utils import timezone
 
 from common.errors import DomainError
@@ -93,21 +94,45 @@ def read_catalogue() -> list[EngineItem]:
     ]
 
 
+class EpochSeconds(Func):
+    """POSIX seconds (float) of a datetime column, computed by the database.
+
+    Reading a million timestamps as datetimes costs ≈ 5 s in psycopg's timestamptz parser
+    alone; as float8 the whole read takes a third of that. SQLite stores UTC text, which
+    julianday() reads (resolution ≈ 20 µs, plenty for a time split)."""
+
+    output_field = FloatField()
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return self.as_sql(
+            compiler, connection, template="EXTRACT(EPOCH FROM %(expressions)s)::float8", **extra
+        )
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return self.as_sql(
+            compiler,
+            connection,
+            template="((julianday(%(expressions)s) - 2440587.5) * 86400.0)",
+            **extra,
+        )
+
+
 def read_interactions(
     *, before: datetime, item_ids: set[int] | None = None
 ) -> list[EngineInteraction]:
-    """Interactions strictly before `before`, oldest first, as engine Interactions with
-    POSIX-second timestamps (the engines' fast path); only on `item_ids` when given."""
+    """Interactions strictly before `before`, in id (arrival) order, as engine Interactions
+    with POSIX-second timestamps (the engines' fast path); only on `item_ids` when given."""
     rows = (
         Interaction.objects.filter(timestamp__lt=before)
-        .order_by("timestamp", "id")
-        .values_list("user_id", "item_id", "kind", "weight", "timestamp")
+        .order_by("id")  # deterministic user numbering; the id index is the cheapest order
+        .annotate(epoch=EpochSeconds("timestamp"))
+        .values_list("user_id", "item_id", "kind", "weight", "epoch")
     )
     out: list[EngineInteraction] = []
     append = out.append
-    for user_id, item_id, kind, weight, ts in rows.iterator(chunk_size=_READ_CHUNK):
+    for user_id, item_id, kind, weight, epoch in rows.iterator(chunk_size=_READ_CHUNK):
         if item_ids is None or item_id in item_ids:
-            append(EngineInteraction(user_id, item_id, kind, weight, ts.timestamp()))
+            append(EngineInteraction(user_id, item_id, kind, weight, epoch))
     return out
 
 

@@ -17,6 +17,13 @@ from tests.factories import make_rollout
 SUMMARY_REPLY = "The mentee, Mina, wants to become a data scientist and is learning SQL."
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """The shared user fixtures set a password; the default hasher spends ~0.3 s on it per
+    user, which would dominate these tests."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 class Mentee:
     """The front end talking to the v2 API on behalf of one mentee."""
 

@@ -17,6 +17,13 @@ def _fresh_recommender_caches():
     serving.forget()
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """The API fixtures create users with a password; the default hasher spends ≈ 0.25 s
+    on each, which would be most of the time of these tests."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def seeded(db):
     """A small demo catalogue (300 items) and ~3 000 interactions of 150 mentees."""

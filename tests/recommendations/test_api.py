@@ -3,7 +3,9 @@
 import pytest
 
 from experiments.models import Event
+from recommendations import model_store
 from recommendations.models import ContentItem, Interaction
+from recommendations.services import serving
 from recommendations.services.feedback import adoption_event_id
 
 pytestmark = pytest.mark.django_db
@@ -78,8 +80,6 @@ def test_items_the_user_adopted_before_training_are_not_recommended(integration_
 def test_retired_items_are_never_recommended(integration_api, trained):
     top = item_ids(recommend(integration_api, user_id="someone-new"))[0]
     ContentItem.objects.filter(id=top).update(active=False)
-    from recommendations import model_store
-
     model_store.forget()  # as another process would after its refresh interval
     assert top not in item_ids(recommend(integration_api, user_id="someone-new", k=100))
 
@@ -104,16 +104,12 @@ def test_a_context_that_is_not_an_object_answers_400(integration_api, trained):
 
 
 def test_a_cold_start_with_a_context_gets_content_matching_it(integration_api, trained):
-    from recommendations.engines.base import BLOCKING_KINDS  # noqa: F401 - documents intent
-
     response = recommend(
         integration_api, user_id="new-mentee", k=5, context={"tags": ["leadership"]}
     )
     assert response.status_code == 200
     assert response.json()["version"].startswith("v1-")  # no rollout: stable, popularity
     # through the ensemble (canary) the context steers the cold start
-    from recommendations.services import serving
-
     result = serving.recommend(user_id="new-mentee", k=5, version="canary", context=["leadership"])
     tagged = [
         "leadership" in ContentItem.objects.get(id=item.item_id).tags for item in result.items

@@ -3,7 +3,8 @@ experiment variant's payload sets the ensemble's blend weights."""
 
 import pytest
 
-from rollout import router
+from recommendations.services import serving
+from rollout import metrics_store, router
 from rollout.models import MetricWindow
 from tests.factories import make_experiment, make_rollout
 
@@ -29,8 +30,6 @@ def test_canary_units_get_the_ensemble_and_stable_units_popularity(integration_a
 
 
 def test_routed_requests_are_counted_per_version(integration_api, trained):
-    from rollout import metrics_store
-
     rollout = make_rollout(stage="canary")
     for unit in UNITS[:20]:
         ask(integration_api, unit)
@@ -51,8 +50,6 @@ def test_the_experiment_payload_sets_the_ensemble_weights(integration_api, train
     control = next(u for u, r in routes.items() if r.variant == "control")
     assert ask(integration_api, control)["version"].startswith("v1-popularity-")
 
-    from recommendations.services import serving
-
     differs = 0
     for unit in treated[:10]:
         body = ask(integration_api, unit)
@@ -70,8 +67,6 @@ def test_a_malformed_weights_payload_falls_back_to_the_trained_weights(integrati
     experiment = make_experiment("rec-typo", payloads=({}, {"weights": {"cf": -1, "colab": 2}}))
     rollout = make_rollout(stage="ab", experiment=experiment)
     unit = next(u for u in UNITS if router.route(rollout.key, u).variant == "treatment")
-    from recommendations.services import serving
-
     body = ask(integration_api, unit)
     default = serving.recommend(user_id=unit, version="canary")
     assert [i["item_id"] for i in body["items"]] == [i.item_id for i in default.items]

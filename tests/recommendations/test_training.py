@@ -1,6 +1,7 @@
 """Training from the database, offline evaluation, activation and the commands."""
 
 import io
+from datetime import UTC, datetime
 
 import pytest
 from django.core.management import call_command
@@ -142,3 +143,13 @@ def test_evaluate_command_prints_the_table_and_stores_it_with_the_active_version
     for version in ModelVersion.objects.filter(is_active=True):
         assert version.metrics["k"] == 5
         assert set(version.metrics["results"]) == {"popularity", "cf", "content", "ensemble"}
+
+
+def test_interactions_are_read_with_their_exact_posix_time():
+    item = ContentItem.objects.create(kind="article", title="Giving feedback", tags=[])
+    when = datetime(2026, 3, 1, 12, 30, 15, 250000, tzinfo=UTC)
+    Interaction.objects.create(user_id="u", item=item, kind="view", weight=1, timestamp=when)
+    (read,) = training.read_interactions(before=datetime(2027, 1, 1, tzinfo=UTC))
+    assert (read.user_id, read.item_id, read.kind) == ("u", item.id, "view")
+    assert read.timestamp == pytest.approx(when.timestamp(), abs=1e-3)
+    assert training.read_interactions(before=when) == []
