@@ -45,8 +45,6 @@ def configured_responder() -> Responder:
     """The v2 responder as configured now (read per call, so a settings change applies)."""
     if not settings.LLM_BASE_URL:
         return offline_responder()
-    # Retries and backoff are not in config/settings.py (yet): the responder's defaults
-    # apply unless a deployment sets them.
     return _http_responder(
         settings.LLM_BASE_URL,
         settings.LLM_API_KEY,
