@@ -245,6 +245,21 @@ class Snapshot(models.Model):
         return self.decision.get("verdict", "")
 
 
+# The numbers of one comparison, as stored per snapshot and reported.
+COMPARISON_NUMBERS = (
+    "absolute_effect",
+    "relative_effect",
+    "ci_low",
+    "ci_high",
+    "sequential_ci_low",
+    "sequential_ci_high",
+    "p_value",
+    "sequential_p_value",
+    "p_value_adjusted",
+    "significant",
+)
+
+
 class SnapshotMetric(models.Model):
     """One comparison of a snapshot as flat columns, so that charts over time
     read a few numbers per snapshot instead of whole JSON documents."""

@@ -1,11 +1,11 @@
 """Dashboard pages of experiments (server-rendered, login required)."""
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from common.errors import DomainError
+from common.selectors import newest_per_parent
 from experiments import charts, selectors
 from experiments.models import Experiment, Snapshot
 from experiments.services import segments
@@ -14,18 +14,13 @@ SEGMENT_ATTRIBUTES = ("platform", "country", "plan", "cohort")
 
 
 def latest_snapshots(experiment_ids: list[int]) -> dict[int, Snapshot]:
-    """The newest snapshot of each experiment, in two indexed queries however
-    many snapshots there are."""
-    newest = Snapshot.objects.filter(experiment=OuterRef("pk")).order_by("-computed_at", "-id")
-    ids = (
-        Experiment.objects.filter(id__in=experiment_ids)
-        .annotate(latest=Subquery(newest.values("id")[:1]))
-        .values_list("latest", flat=True)
+    return newest_per_parent(
+        Snapshot,
+        parent=Experiment,
+        link="experiment",
+        parent_ids=experiment_ids,
+        order_by=("-computed_at", "-id"),
     )
-    snapshots = Snapshot.objects.filter(id__in=[i for i in ids if i]).only(
-        "id", "experiment_id", "decision", "computed_at", "units", "srm"
-    )
-    return {s.experiment_id: s for s in snapshots}
 
 
 @login_required

@@ -6,6 +6,8 @@ import io
 import json
 from typing import Any
 
+from experiments.models import COMPARISON_NUMBERS
+
 REPORT_COLUMNS = [
     "metric",
     "role",
@@ -15,16 +17,7 @@ REPORT_COLUMNS = [
     "control_units",
     "mean",
     "control_mean",
-    "absolute_effect",
-    "relative_effect",
-    "ci_low",
-    "ci_high",
-    "sequential_ci_low",
-    "sequential_ci_high",
-    "p_value",
-    "sequential_p_value",
-    "p_value_adjusted",
-    "significant",
+    *COMPARISON_NUMBERS,
 ]
 
 
@@ -61,7 +54,7 @@ def _rows(results: dict[str, Any]):
                 "control_units": control.get("units"),
                 "mean": treated.get("mean"),
                 "control_mean": control.get("mean"),
-                **{k: c.get(k) for k in REPORT_COLUMNS[8:]},
+                **{k: c.get(k) for k in COMPARISON_NUMBERS},
             }
 
 

@@ -15,7 +15,7 @@ from common.lean_api import lean_json_endpoint
 from common.permissions import has_perm
 from experiments import report, selectors, serializers
 from experiments.hashing import normalise_weights
-from experiments.models import Snapshot, SnapshotMetric
+from experiments.models import COMPARISON_NUMBERS, Snapshot, SnapshotMetric
 from experiments.services import analysis, assignment, ingestion, lifecycle, segments
 
 CanSendData = has_perm("experiments.send_data")
@@ -281,20 +281,7 @@ class SnapshotListView(APIView):
         )
         rows: dict[int, list[dict]] = {s.id: [] for s in snapshots}
         for row in SnapshotMetric.objects.filter(snapshot_id__in=rows).values(
-            "snapshot_id",
-            "metric",
-            "variant",
-            "units",
-            "absolute_effect",
-            "relative_effect",
-            "ci_low",
-            "ci_high",
-            "sequential_ci_low",
-            "sequential_ci_high",
-            "p_value",
-            "sequential_p_value",
-            "p_value_adjusted",
-            "significant",
+            "snapshot_id", "metric", "variant", "units", *COMPARISON_NUMBERS
         ):
             rows[row.pop("snapshot_id")].append(row)
         return Response(

@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from common.errors import DomainError
+from common.selectors import newest_per_parent
 from rollout import charts, selectors
 from rollout.models import AuditEntry, HealthVerdict, Rollout, StageTransition
 from rollout.services import transitions
@@ -19,16 +20,13 @@ AUDIT_PAGE_SIZE = 50
 
 
 def latest_verdicts(rollout_ids: list[int]) -> dict[int, HealthVerdict]:
-    from django.db.models import OuterRef, Subquery
-
-    newest = HealthVerdict.objects.filter(rollout=OuterRef("pk")).order_by("-evaluated_at", "-id")
-    ids = (
-        Rollout.objects.filter(id__in=rollout_ids)
-        .annotate(latest=Subquery(newest.values("id")[:1]))
-        .values_list("latest", flat=True)
+    return newest_per_parent(
+        HealthVerdict,
+        parent=Rollout,
+        link="rollout",
+        parent_ids=rollout_ids,
+        order_by=("-evaluated_at", "-id"),
     )
-    verdicts = HealthVerdict.objects.filter(id__in=[i for i in ids if i])
-    return {v.rollout_id: v for v in verdicts}
 
 
 def pending_for(user) -> list[StageTransition]:

@@ -25,6 +25,7 @@ from experiments.decision import (
 )
 from experiments.guardrails import service_figures
 from experiments.models import (
+    COMPARISON_NUMBERS,
     Event,
     Experiment,
     ExperimentMetric,
@@ -415,16 +416,7 @@ def _store(
                     for v in m["variants"]
                     if v["variant"] in (c["variant"], c["control"])
                 ),
-                absolute_effect=c["absolute_effect"],
-                relative_effect=c["relative_effect"],
-                ci_low=c["ci_low"],
-                ci_high=c["ci_high"],
-                sequential_ci_low=c["sequential_ci_low"],
-                sequential_ci_high=c["sequential_ci_high"],
-                p_value=c["p_value"],
-                sequential_p_value=c["sequential_p_value"],
-                p_value_adjusted=c["p_value_adjusted"],
-                significant=c["significant"],
+                **{name: c[name] for name in COMPARISON_NUMBERS},
             )
             for m in results["metrics"]
             for c in m["comparisons"]
