@@ -3,18 +3,15 @@
 An assignment must read no configuration from the database. The compiled
 configuration lives in the Django cache (Redis in production), keyed by the
 experiment key and dropped whenever the experiment or its variants change, and
-in a per-process dictionary for at most LOCAL_TTL_SECONDS, so a change reaches
-every process within that time while a busy process asks Redis about once a
-second per experiment.
+in each process for at most LOCAL_TTL_SECONDS, so a change reaches every
+process within that time while a busy process asks Redis about once a second
+per experiment (see common.tiered_cache).
 """
 
-import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
-from django.core.cache import cache
-
+from common.tiered_cache import TieredCache
 from experiments.hashing import Assigner
 
 LOCAL_TTL_SECONDS = 1.0
@@ -72,15 +69,7 @@ class CompiledExperiment:
     variant_by_key: dict[str, VariantConfig]
 
 
-_local: dict[str, tuple[float, CompiledExperiment | None]] = {}
-_lock = threading.Lock()
-
-
-def _cache_key(experiment_key: str) -> str:
-    return f"experiments:config:{experiment_key}"
-
-
-def _load_from_database(experiment_key: str) -> ExperimentConfig | None:
+def _load(experiment_key: str) -> dict[str, Any] | None:
     from experiments.models import Experiment
 
     experiment = Experiment.objects.filter(key=experiment_key).first()
@@ -97,51 +86,39 @@ def _load_from_database(experiment_key: str) -> ExperimentConfig | None:
         seed=experiment.seed,
         coverage=experiment.coverage,
         variants=variants,
-    )
+    ).to_cache()
 
 
-def _compile(config: ExperimentConfig) -> CompiledExperiment:
+def _build(data: dict[str, Any], previous: CompiledExperiment | None) -> CompiledExperiment:
+    config = ExperimentConfig.from_cache(data)
+    # Building the bucket table costs milliseconds: reuse it while nothing changed.
+    if previous is not None and previous.config == config:
+        return previous
     assigner = Assigner(config.seed, [v.weight for v in config.variants], config.coverage)
     return CompiledExperiment(
         config=config, assigner=assigner, variant_by_key={v.key: v for v in config.variants}
     )
 
 
-# The shared cache remembers unknown keys too, so a flood of requests for a
-# mistyped key does not become a flood of database queries.
-_MISSING = {"missing": True}
+_experiments: TieredCache[CompiledExperiment] = TieredCache(
+    "experiments:config",
+    load=_load,
+    build=_build,
+    local_ttl=LOCAL_TTL_SECONDS,
+    shared_ttl=SHARED_TTL_SECONDS,
+)
 
 
 def get_experiment(experiment_key: str) -> CompiledExperiment | None:
     """The compiled configuration of an experiment, or None when no such key exists."""
-    now = time.monotonic()
-    hit = _local.get(experiment_key)
-    if hit is not None and hit[0] > now:
-        return hit[1]
-    data = cache.get(_cache_key(experiment_key))
-    if data is None:
-        config = _load_from_database(experiment_key)
-        data = config.to_cache() if config else _MISSING
-        cache.set(_cache_key(experiment_key), data, SHARED_TTL_SECONDS)
-    compiled = None
-    if not data.get("missing"):
-        config = ExperimentConfig.from_cache(data)
-        previous = hit[1] if hit is not None else None
-        # Building the bucket table costs milliseconds: reuse it while nothing changed.
-        compiled = previous if previous and previous.config == config else _compile(config)
-    with _lock:
-        _local[experiment_key] = (now + LOCAL_TTL_SECONDS, compiled)
-    return compiled
+    return _experiments.get(experiment_key)
 
 
 def invalidate(experiment_key: str) -> None:
     """Forget the configuration everywhere: the shared cache now, every other
     process's copy within LOCAL_TTL_SECONDS."""
-    cache.delete(_cache_key(experiment_key))
-    with _lock:
-        _local.pop(experiment_key, None)
+    _experiments.invalidate(experiment_key)
 
 
 def clear_local() -> None:
-    with _lock:
-        _local.clear()
+    _experiments.clear_local()

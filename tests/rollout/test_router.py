@@ -65,10 +65,10 @@ def test_another_process_sees_a_rollback_within_one_second(
 ):
     rollout = make_rollout(stage="canary")
     unit = next(u for u, v in versions(rollout.key).items() if v == "canary")
-    stale = config_cache._local[rollout.key]  # what another process holds right now
+    stale = config_cache._rollouts._local[rollout.key]  # what another process holds now
     with django_capture_on_commit_callbacks(execute=True):
         lifecycle.rollback_rollout(rollout=rollout, reason="drill")
-    config_cache._local[rollout.key] = stale
+    config_cache._rollouts._local[rollout.key] = stale
     assert router.route(rollout.key, unit).version == "canary"  # still within its second
     real = time.monotonic
     monkeypatch.setattr(time, "monotonic", lambda: real() + config_cache.LOCAL_TTL_SECONDS)
