@@ -45,6 +45,19 @@ def pytest_collection_modifyitems(items):
             )
 
 
+def pytest_sessionstart(session):
+    """An interrupted run can leave the SQLite test database's WAL files
+    behind; a new database next to them fails with "disk I/O error"."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3"):
+        name = str(database.get("TEST", {}).get("NAME") or "")
+        for suffix in ("-wal", "-shm"):
+            if name and os.path.exists(name + suffix):
+                os.remove(name + suffix)
+
+
 def pytest_configure(config):
     if REQUIRE_SERVICES:
         missing = [name for name in ("DATABASE_URL", "REDIS_URL") if not os.environ.get(name)]

@@ -2,27 +2,7 @@
 
 from django.db import migrations
 
-NAME = "flush request metrics and evaluate rollouts"
-
-
-def create_schedule(apps, schema_editor):
-    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    every, _ = IntervalSchedule.objects.get_or_create(every=10, period="seconds")
-    PeriodicTask.objects.update_or_create(
-        name=NAME,
-        defaults={
-            "task": "rollout.flush_and_evaluate",
-            "interval": every,
-            "enabled": True,
-            "description": "Copies request metrics into minute windows, evaluates every active "
-            "rollout and rolls back the failing ones.",
-        },
-    )
-
-
-def delete_schedule(apps, schema_editor):
-    apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(name=NAME).delete()
+from common.beat_schedules import Every, schedule
 
 
 class Migration(migrations.Migration):
@@ -31,4 +11,15 @@ class Migration(migrations.Migration):
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 
-    operations = [migrations.RunPython(create_schedule, delete_schedule)]
+    operations = [
+        schedule(
+            Every(
+                "flush request metrics and evaluate rollouts",
+                "rollout.flush_and_evaluate",
+                10,
+                "seconds",
+                "Copies request metrics into minute windows, evaluates every active rollout "
+                "and rolls back the failing ones.",
+            )
+        )
+    ]
