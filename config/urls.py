@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from common import views as common_views
+from rollout import pages as rollout_pages
 
 urlpatterns = [
     # The integration API first: its requests are the most frequent by far.
@@ -11,7 +12,7 @@ urlpatterns = [
     path("api/v1/", include("rollout.urls")),
     path("api/v2/", include("recommendations.urls")),
     path("api/v2/", include("conversations.urls")),
-    path("", common_views.overview, name="overview"),
+    path("", rollout_pages.overview, name="overview"),
     path("experiments/", include("experiments.page_urls")),
     path("", include("rollout.page_urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),

@@ -12,6 +12,8 @@ from django.views.decorators.http import require_POST
 
 from common.errors import DomainError
 from common.selectors import newest_per_parent
+from experiments.models import Experiment
+from experiments.pages import latest_snapshots
 from rollout import charts, selectors
 from rollout.models import AuditEntry, HealthVerdict, Rollout, StageTransition
 from rollout.services import transitions
@@ -38,6 +40,24 @@ def pending_for(user) -> list[StageTransition]:
         .exclude(requested_by=user)
         .select_related("rollout", "requested_by")
     )
+
+
+@login_required
+def overview(request: HttpRequest) -> HttpResponse:
+    """Running experiments and rollouts with their verdicts, and the approvals
+    waiting for this person. Here rather than in common: it shows both apps."""
+    experiments = list(Experiment.objects.filter(status=Experiment.Status.RUNNING))
+    snapshots = latest_snapshots([e.id for e in experiments])
+    rollouts = list(
+        Rollout.objects.exclude(state=Rollout.State.COMPLETED).order_by("-created_at")[:20]
+    )
+    verdicts = latest_verdicts([r.id for r in rollouts])
+    context = {
+        "experiments": [{"experiment": e, "latest": snapshots.get(e.id)} for e in experiments],
+        "rollouts": [{"rollout": r, "verdict": verdicts.get(r.id)} for r in rollouts],
+        "approvals": pending_for(request.user),
+    }
+    return render(request, "overview.html", context)
 
 
 @login_required
