@@ -38,6 +38,7 @@ from rollout.services.transitions import request_transition
 
 EXPERIMENT_KEY = "rec-engine-v2"
 ROLLOUT_KEY = "phase4-recommendations"
+CONVERSATIONS_ROLLOUT_KEY = "phase4-conversations"
 FEATURE = "recommendations"
 STAFF = tuple(f"staff-{i}" for i in range(40))
 
@@ -253,23 +254,26 @@ def _simulate_days(
 
 
 def _simulate_traffic(
-    cfg: SimulationConfig,
     rollout: Rollout,
     rng: np.random.Generator,
     result: SimulationResult,
     progress: Progress,
+    *,
+    minutes: int,
+    per_minute: int,
+    median_ms: float,
+    canary_fault: float = 0.0,
 ) -> None:
-    """Live request metrics for the last hours, through the middleware's store."""
+    """Live request metrics for the last minutes, through the middleware's store."""
     now = timezone.now().timestamp()
-    minutes = cfg.traffic_hours * 60
     share = rollout.canary_percent / 100
     for m in range(minutes, -1, -1):
         minute_start = now - m * 60
-        n = cfg.requests_per_minute
+        n = per_minute
         canary = rng.random(n) < share
-        slow = rng.lognormal(np.log(32), 0.45, n)
+        slow = rng.lognormal(np.log(median_ms), 0.45, n)
         latencies = np.where(canary, slow * 1.06, slow)
-        fault = cfg.canary_fault if m < 30 else 0.0
+        fault = canary_fault if m < 30 else 0.0
         failures = rng.random(n) < np.where(canary, max(fault, 0.001), 0.001)
         offsets = rng.uniform(0, 59.9 if m else max(0.0, min(59.9, now - minute_start)), n)
         for i in range(n):
@@ -288,6 +292,38 @@ def _simulate_traffic(
     metrics_store.flush_to_database()
 
 
+def _conversations_canary(
+    cfg: SimulationConfig, rng: np.random.Generator, result: SimulationResult, progress: Progress
+) -> None:
+    """The second feature of Phase 4, the multi-turn mentor, at its canary
+    stage for the last two days, with half an hour of live traffic (a 5 % share
+    needs a high request rate before its health verdict has enough requests)."""
+    pm, _ = _people()
+    rollout = lifecycle.create_rollout(
+        key=CONVERSATIONS_ROLLOUT_KEY,
+        name="Phase 4: multi-turn mentoring conversations v2",
+        feature="conversations",
+        allow_list=list(STAFF),
+        by=pm,
+    )
+    _move_stage(
+        rollout,
+        "canary",
+        timezone.now() - timedelta(days=min(2, cfg.days)),
+        "Internal test passed; the mentor remembers across sessions.",
+    )
+    _simulate_traffic(
+        rollout,
+        rng,
+        result,
+        progress,
+        minutes=30,
+        per_minute=cfg.requests_per_minute * 8,
+        median_ms=45,
+    )
+    evaluate_rollout(rollout=rollout)
+
+
 def simulate_phase4(
     cfg: SimulationConfig | None = None, *, progress: Progress | None = None
 ) -> SimulationResult:
@@ -298,7 +334,17 @@ def simulate_phase4(
     start = (timezone.now() - timedelta(days=cfg.days)).replace(microsecond=0)
     experiment, rollout = _setup(start)
     _simulate_days(cfg, rollout, experiment, start, rng, result, progress)
-    _simulate_traffic(cfg, rollout, rng, result, progress)
+    _simulate_traffic(
+        rollout,
+        rng,
+        result,
+        progress,
+        minutes=cfg.traffic_hours * 60,
+        per_minute=cfg.requests_per_minute,
+        median_ms=32,
+        canary_fault=cfg.canary_fault,
+    )
+    _conversations_canary(cfg, rng, result, progress)
     rollout.refresh_from_db()
     verdict = evaluate_rollout(rollout=rollout)
     result.health = verdict.verdict

@@ -5,7 +5,12 @@ from django.core.management import call_command
 
 from experiments.models import Event, Exposure
 from rollout.models import AuditEntry, Rollout, StageTransition
-from rollout.simulation import ROLLOUT_KEY, SimulationConfig, simulate_phase4
+from rollout.simulation import (
+    CONVERSATIONS_ROLLOUT_KEY,
+    ROLLOUT_KEY,
+    SimulationConfig,
+    simulate_phase4,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -35,6 +40,9 @@ def test_the_demo_ends_at_the_ab_stage_with_a_pending_approval(people):
     assert pending.evidence["experiment"]["verdict"] == "success"
     assert Exposure.objects.filter(stage="canary").exists()  # carryover from the canary days
     assert Event.objects.filter(event_id__startswith="sim-").count() == result.events
+    conversations = Rollout.objects.get(key=CONVERSATIONS_ROLLOUT_KEY)
+    assert (conversations.stage, conversations.canary_percent) == ("canary", 5)
+    assert conversations.verdicts.first().verdict == "healthy"
 
 
 def test_an_injected_canary_fault_is_rolled_back(people):
