@@ -36,9 +36,15 @@ def _by_share(config: RolloutConfig, unit_id: str) -> bool:
 
 
 def route_unit(
-    config: RolloutConfig, unit_id: str, *, is_staff: bool = False, at: datetime | None = None
+    config: RolloutConfig,
+    unit_id: str,
+    *,
+    is_staff: bool = False,
+    at: datetime | None = None,
+    attributes: dict | None = None,
 ) -> Route:
-    """`at`: when the request happened (default now); exposures carry it."""
+    """`at`: when the request happened (default now); exposures carry it and
+    the unit's `attributes` (platform, country, … for segment analysis)."""
     if config.state == "rolled_back":
         return Route(config.key, STABLE, config.stage)
     if config.state == "completed":
@@ -48,7 +54,11 @@ def route_unit(
         return Route(config.key, CANARY if canary else STABLE, config.stage)
     if config.stage == "ab" and config.experiment_key:
         answer = assign_unit(
-            experiment_key=config.experiment_key, unit_id=unit_id, stage="ab", at=at
+            experiment_key=config.experiment_key,
+            unit_id=unit_id,
+            stage="ab",
+            at=at,
+            attributes=attributes,
         )
         if answer.in_experiment:
             control = next(

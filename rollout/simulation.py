@@ -165,6 +165,16 @@ def _move_stage(rollout: Rollout, to: str, at: datetime, note: str) -> None:
     rollout.refresh_from_db()
 
 
+PLATFORMS = ("ios", "android", "web")
+COUNTRIES = ("KR", "US", "JP", "VN", "DE")
+
+
+def attributes_of(unit: str) -> dict[str, str]:
+    """A mentee's platform and country, fixed per mentee (for segment analysis)."""
+    number = sum(map(ord, unit))
+    return {"platform": PLATFORMS[number % 3], "country": COUNTRIES[(number // 3) % 5]}
+
+
 def _outcome_events(
     rng: np.random.Generator,
     cfg: SimulationConfig,
@@ -237,7 +247,9 @@ def _simulate_days(
         )
         for unit in active:
             at = start + timedelta(days=day, seconds=float(rng.uniform(0, 86_000)))
-            route = route_unit(config, unit, is_staff=unit in STAFF, at=at)
+            route = route_unit(
+                config, unit, is_staff=unit in STAFF, at=at, attributes=attributes_of(unit)
+            )
             pending += _outcome_events(rng, cfg, unit, day, at, route.version == CANARY)
             if len(pending) >= 10_000:
                 result.events += ingest_events(pending, now=timezone.now()).accepted

@@ -39,6 +39,10 @@ def test_the_demo_ends_at_the_ab_stage_with_a_pending_approval(people):
     assert (pending.from_stage, pending.to_stage) == ("ab", "full")
     assert pending.evidence["experiment"]["verdict"] == "success"
     assert Exposure.objects.filter(stage="canary").exists()  # carryover from the canary days
+    platforms = set(
+        Exposure.objects.filter(stage="ab").values_list("attributes__platform", flat=True)
+    )
+    assert platforms == {"ios", "android", "web"}  # for the segment breakdown
     assert Event.objects.filter(event_id__startswith="sim-").count() == result.events
     conversations = Rollout.objects.get(key=CONVERSATIONS_ROLLOUT_KEY)
     assert (conversations.stage, conversations.canary_percent) == ("canary", 5)
