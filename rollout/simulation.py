@@ -331,7 +331,7 @@ def _conversations_canary(
         progress,
         minutes=30,
         per_minute=cfg.requests_per_minute * 8,
-        median_ms=45,
+        median_ms=36,
     )
     evaluate_rollout(rollout=rollout)
 
