@@ -54,7 +54,7 @@ class _TransientError(Exception):
 class ChatCompletionsResponder:
     """``Responder`` calling ``POST {base_url}/chat/completions``.
 
-    ``base_url`` is the API root including any version prefix (e.g. ``https://api.openai.com/v1``
+    ``base_url`` is the API root including any version prefix (e.g. ``https://llm.example.com/v1``
     or ``http://localhost:11434/v1``) and must be http(s).  ``api_key`` is sent as a Bearer token
     (omitted when empty, for local servers that need none).  ``timeout_s`` bounds connecting and
     each read of the socket (not the total wall time of a slowly streamed body).
