@@ -1,6 +1,7 @@
 """Dashboard pages of experiments (server-rendered, login required)."""
 
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
@@ -11,6 +12,7 @@ from experiments.models import Experiment, Snapshot
 from experiments.services import segments
 
 SEGMENT_ATTRIBUTES = ("platform", "country", "plan", "cohort")
+SERIES_CACHE_SECONDS = 3600
 
 
 def latest_snapshots(experiment_ids: list[int]) -> dict[int, Snapshot]:
@@ -38,7 +40,13 @@ def experiment_detail(request: HttpRequest, key: str) -> HttpResponse:
     except DomainError as exc:
         return render(request, "404.html", {"message": exc.message}, status=404)
     snapshot = experiment.snapshots.first()
-    series = selectors.snapshot_series(experiment)
+    # The history changes only with a new snapshot (every few minutes), while
+    # the page is read far more often: keep the thinned series per snapshot.
+    series = cache.get_or_set(
+        f"experiments:series:{experiment.id}:{snapshot.id if snapshot else 0}",
+        lambda: selectors.snapshot_series(experiment),
+        SERIES_CACHE_SECONDS,
+    )
     metrics = []
     for metric in snapshot.metrics if snapshot else []:
         metrics.append(

@@ -1,5 +1,4 @@
-from django.db.models import Count, F, Prefetch, QuerySet, Window
-from django.db.models.functions import Mod, RowNumber
+from django.db.models import Prefetch, QuerySet
 
 from common.errors import DomainError
 from experiments.models import Experiment, ExperimentMetric, Metric, Snapshot, SnapshotMetric
@@ -60,41 +59,33 @@ MAX_SERIES_POINTS = 400
 
 
 def snapshot_series(experiment: Experiment) -> dict[str, list[dict]]:
-    """Per metric, the comparisons of its snapshots over time, thinned in the
-    database to at most about MAX_SERIES_POINTS per metric and variant (two
-    queries, however many snapshots there are)."""
-    rows = SnapshotMetric.objects.filter(experiment=experiment)
-    longest = (
-        rows.values("metric", "variant")
-        .annotate(n=Count("id"))
-        .order_by("-n")
-        .values_list("n", flat=True)
-        .first()
-        or 0
+    """Per metric, the comparisons of its snapshots over time, thinned to at
+    most about MAX_SERIES_POINTS snapshots (always keeping the newest): two
+    queries however many snapshots there are, the first reading only ids
+    through the (experiment, computed_at) index."""
+    ids = list(
+        Snapshot.objects.filter(experiment=experiment)
+        .order_by("-computed_at", "-id")
+        .values_list("id", flat=True)
     )
-    step = max(1, -(-longest // MAX_SERIES_POINTS))
-    numbered = rows.annotate(
-        rn=Window(
-            RowNumber(),
-            partition_by=[F("metric"), F("variant")],
-            order_by=F("computed_at").desc(),
-        )
-    )
-    if step > 1:
-        # Counted from the newest, so the latest snapshot is always drawn.
-        numbered = numbered.annotate(keep=Mod(F("rn") - 1, step)).filter(keep=0)
+    step = max(1, -(-len(ids) // MAX_SERIES_POINTS))
+    chosen = ids[::step]
     series: dict[str, list[dict]] = {}
-    for row in numbered.order_by("computed_at").values(
-        "metric",
-        "variant",
-        "computed_at",
-        "absolute_effect",
-        "ci_low",
-        "ci_high",
-        "sequential_ci_low",
-        "sequential_ci_high",
-        "p_value",
-        "sequential_p_value",
+    for row in (
+        SnapshotMetric.objects.filter(snapshot_id__in=chosen)
+        .order_by("computed_at", "id")
+        .values(
+            "metric",
+            "variant",
+            "computed_at",
+            "absolute_effect",
+            "ci_low",
+            "ci_high",
+            "sequential_ci_low",
+            "sequential_ci_high",
+            "p_value",
+            "sequential_p_value",
+        )
     ):
         series.setdefault(row["metric"], []).append(row)
     return series
