@@ -99,10 +99,10 @@ def get_rollout(rollout_key: str) -> RolloutConfig | None:
     return _rollouts.get(rollout_key)
 
 
-def rollout_key_for_feature(feature: str) -> str | None:
-    """The key of the feature's current rollout (not completed), if any."""
+def rollout_for_feature(feature: str) -> RolloutConfig | None:
+    """The feature's current rollout (not completed), if any."""
     key = _features.get(feature)
-    return key if key and get_rollout(key) is not None else None
+    return get_rollout(key) if key else None
 
 
 def publish(rollout: Any) -> None:

@@ -20,12 +20,8 @@ def route_request(request, feature: str, unit_id: str, *, is_staff: bool = False
     route = route_feature(feature, unit_id, is_staff=is_staff)
     # A DRF view passes its Request wrapper; the middleware sees the Django request.
     request = getattr(request, "_request", request)
-    if route.rollout is not None:
-        from rollout.config_cache import get_rollout
-
-        config = get_rollout(route.rollout)
-        if config is not None:
-            request._rollout_metrics = (config.id, route.version)
+    if route.rollout_id is not None:
+        request._rollout_metrics = (route.rollout_id, route.version)
     return route
 
 

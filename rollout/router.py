@@ -29,6 +29,7 @@ class Route:
     version: str
     stage: str | None = None
     variant: str | None = None
+    rollout_id: int | None = None
 
 
 def _by_share(config: RolloutConfig, unit_id: str) -> bool:
@@ -46,12 +47,12 @@ def route_unit(
     """`at`: when the request happened (default now); exposures carry it and
     the unit's `attributes` (platform, country, … for segment analysis)."""
     if config.state == "rolled_back":
-        return Route(config.key, STABLE, config.stage)
+        return Route(config.key, STABLE, config.stage, rollout_id=config.id)
     if config.state == "completed":
-        return Route(config.key, CANARY, config.stage)
+        return Route(config.key, CANARY, config.stage, rollout_id=config.id)
     if config.stage == "internal":
         canary = is_staff or unit_id in config.allow_list
-        return Route(config.key, CANARY if canary else STABLE, config.stage)
+        return Route(config.key, CANARY if canary else STABLE, config.stage, rollout_id=config.id)
     if config.stage == "ab" and config.experiment_key:
         answer = assign_unit(
             experiment_key=config.experiment_key,
@@ -65,11 +66,11 @@ def route_unit(
                 v.key for v in get_compiled(config.experiment_key).config.variants if v.is_control
             )
             version = STABLE if answer.variant == control else CANARY
-            return Route(config.key, version, config.stage, answer.variant)
+            return Route(config.key, version, config.stage, answer.variant, config.id)
     canary = _by_share(config, unit_id)
     if canary and config.stage == "canary" and config.experiment_key:
         _mark_carryover(config.experiment_key, unit_id, at)
-    return Route(config.key, CANARY if canary else STABLE, config.stage)
+    return Route(config.key, CANARY if canary else STABLE, config.stage, rollout_id=config.id)
 
 
 def _mark_carryover(experiment_key: str, unit_id: str, at: datetime | None) -> None:
@@ -95,7 +96,7 @@ def route(rollout_key: str, unit_id: str, *, is_staff: bool = False) -> Route | 
 
 def route_feature(feature: str, unit_id: str, *, is_staff: bool = False) -> Route:
     """The version of `feature` for this unit; stable when no rollout runs."""
-    key = config_cache.rollout_key_for_feature(feature)
-    if key is None:
+    config = config_cache.rollout_for_feature(feature)
+    if config is None:
         return Route(None, STABLE)
-    return route(key, unit_id, is_staff=is_staff) or Route(None, STABLE)
+    return route_unit(config, unit_id, is_staff=is_staff)
