@@ -1,7 +1,14 @@
 from django.db.models import Prefetch, QuerySet
 
 from common.errors import DomainError
-from experiments.models import Experiment, ExperimentMetric, Metric, Snapshot, SnapshotMetric
+from experiments.models import (
+    COMPARISON_NUMBERS,
+    Experiment,
+    ExperimentMetric,
+    Metric,
+    Snapshot,
+    SnapshotMetric,
+)
 
 
 def experiments_with_details() -> QuerySet[Experiment]:
@@ -74,18 +81,7 @@ def snapshot_series(experiment: Experiment) -> dict[str, list[dict]]:
     for row in (
         SnapshotMetric.objects.filter(snapshot_id__in=chosen)
         .order_by("computed_at", "id")
-        .values(
-            "metric",
-            "variant",
-            "computed_at",
-            "absolute_effect",
-            "ci_low",
-            "ci_high",
-            "sequential_ci_low",
-            "sequential_ci_high",
-            "p_value",
-            "sequential_p_value",
-        )
+        .values("metric", "variant", "computed_at", *COMPARISON_NUMBERS)
     ):
         series.setdefault(row["metric"], []).append(row)
     return series

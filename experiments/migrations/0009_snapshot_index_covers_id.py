@@ -4,18 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('experiments', '0008_satisfaction_is_a_mean_rating'),
+        ("experiments", "0008_satisfaction_is_a_mean_rating"),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='snapshot',
-            name='snapshot_latest',
+            model_name="snapshot",
+            name="snapshot_latest",
         ),
         migrations.AddIndex(
-            model_name='snapshot',
-            index=models.Index(fields=['experiment', '-computed_at'], include=('id',), name='snapshot_latest'),
+            model_name="snapshot",
+            index=models.Index(
+                fields=["experiment", "-computed_at"], include=("id",), name="snapshot_latest"
+            ),
         ),
     ]
