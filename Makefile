@@ -21,10 +21,11 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 run: $(VENV)/.runtime
 	./scripts/run.sh
 
-## test: install, then ruff, missing-migration check, mypy on the pure modules, pytest
+## test: install, then ruff, missing-migration check, import contracts, mypy on the pure modules, pytest
 test: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy $(PURE_MODULES)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
@@ -36,5 +37,5 @@ clean:
 	rm -rf $(VENV) data staticfiles .pytest_cache .ruff_cache .mypy_cache
 
 PURE_MODULES := common/errors.py config/env.py experiments/hashing.py experiments/stats.py \
-	rollout/histogram.py rollout/health.py conversations/memory.py conversations/responders \
+	rollout/histogram.py rollout/health.py rollout/plan.py conversations/memory.py conversations/responders \
 	recommendations/engines recommendations/demo_data.py conversations/engine.py

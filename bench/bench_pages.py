@@ -44,7 +44,7 @@ def main() -> None:
 
     from experiments.models import Experiment
     from experiments.services.analysis import analyse_experiment
-    from rollout.services.health import evaluate_rollout
+    from rollout.services.evaluation import evaluate_rollout
     from tests.experiments.seeding import plant
     from tests.factories import feed, make_experiment, make_rollout
 

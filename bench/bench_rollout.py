@@ -73,7 +73,7 @@ def middleware_overhead(rollout_key: str, n: int = 20000) -> dict:
 def health_with_history(rollout) -> dict:
     from rollout.histogram import LatencyHistogram
     from rollout.models import MetricWindow
-    from rollout.services.health import evaluate_rollout
+    from rollout.services.evaluation import evaluate_rollout
 
     histogram = LatencyHistogram()
     for latency in (12, 18, 25, 31, 40, 55, 80):

@@ -1,7 +1,7 @@
 """The one settings file. Everything that differs between machines comes from
 the environment (see `.env.example`); the defaults are for development and
-need no server: SQLite in the data folder, the local-memory cache and a
-filesystem broker. With DEBUG off the project refuses to start without a
+need no server: SQLite, a file cache and a filesystem broker, all in the
+data folder. With DEBUG off the project refuses to start without a
 secret key, allowed hosts and a database URL.
 """
 
@@ -124,6 +124,12 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Cache ------------------------------------------------------------------------------
+# All processes of a set-up share one cache: Redis in production, files in
+# DATA_DIR/cache on the embedded default. Configuration read on every request is
+# published to it as its change commits, and each process keeps its own copy for
+# at most 1 s (common.tiered_cache). So on both set-ups a change committed in any
+# process is seen by every other within 1 s (counted from the publication, a few
+# milliseconds after the commit; tests/integration/test_config_propagation.py).
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -135,10 +141,25 @@ if REDIS_URL:
         }
     }
 else:
+    # `make run` serves the web and runs the worker in separate processes, so a
+    # per-process cache (locmem) kept a rolled-back canary routed until its copy
+    # expired. Files need no server and no table, and won over Django's database
+    # cache on the SQLite file by measurement (bench/bench_embedded_cache.py): a
+    # routed request costs the same as on locmem; reading the shared copy costs
+    # ≈ 0.07 ms against ≈ 4 ms for a request that must first open its SQLite
+    # connection; a write never waits for the worker's write lock.
+    # Weak points: one machine only, on a local disk (a write is a temporary file
+    # renamed over the entry, atomic within one local filesystem); add/incr are
+    # not atomic across processes (read, then write; nothing here counts in the
+    # cache); every write lists the folder, and beyond MAX_ENTRIES (300) it deletes
+    # a random third of the entries (an evicted configuration is read again from
+    # the database); values are pickled, so the folder must be as private as the
+    # SQLite file.
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-            "LOCATION": "ion-default",
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(DATA_DIR / "cache"),
+            "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "ion"),
             "TIMEOUT": 300,
         }
     }
@@ -220,6 +241,8 @@ SPECTACULAR_SETTINGS = {
         "MetricKindEnum": "experiments.models.Metric.Kind",
         "UnitAggregationEnum": "experiments.models.Metric.UnitAggregation",
         "ContentItemKindEnum": "recommendations.models.ContentItem.Kind",
+        "AuditActionEnum": "common.models.AuditAction",
+        "AuditObjectTypeEnum": "common.models.AuditEntry.ObjectType",
     },
 }
 

@@ -1,5 +1,8 @@
+from typing import Any
+
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db import models
 from django.forms.models import BaseInlineFormSet
 
 from common.errors import DomainError
@@ -44,11 +47,28 @@ class ExperimentMetricInline(admin.TabularInline):
     autocomplete_fields = ("metric",)
 
 
+def _plain(value: Any) -> Any:
+    """A form value as the audit log stores it: a related object by its id."""
+    return value.pk if isinstance(value, models.Model) else value
+
+
+def _label(obj: models.Model) -> str:
+    return getattr(obj, "key", None) or obj.metric.key  # a variant, or a metric of it
+
+
+def _values(obj: models.Model) -> dict[str, Any]:
+    return {
+        field.attname: getattr(obj, field.attname)
+        for field in obj._meta.concrete_fields
+        if field.name not in ("id", "experiment")
+    }
+
+
 def _lifecycle_action(service, verb: str):
     def action(modeladmin, request, queryset):
         for experiment in queryset:
             try:
-                service(experiment=experiment)
+                service(experiment=experiment, by=request.user)
                 modeladmin.message_user(request, f"{experiment.key}: done ({verb}).")
             except DomainError as exc:
                 modeladmin.message_user(request, exc.message, level=messages.ERROR)
@@ -71,6 +91,48 @@ class ExperimentAdmin(admin.ModelAdmin):
         _lifecycle_action(lifecycle.start_experiment, "start"),
         _lifecycle_action(lifecycle.stop_experiment, "stop"),
     ]
+
+    # The change form runs in one transaction; the audit entries written here
+    # commit with the edit or not at all.
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and form.changed_data:
+            lifecycle.audit_experiment_edit(
+                experiment=obj,
+                before={name: _plain(form.initial.get(name)) for name in form.changed_data},
+                after={name: _plain(form.cleaned_data.get(name)) for name in form.changed_data},
+                by=request.user,
+            )
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        if not change:
+            lifecycle.audit_experiment_created(experiment=form.instance, by=request.user)
+            return
+        # Variants and metrics edited inline: one more entry, with the rows each
+        # table gained (None before), lost (None after) and the fields it changed.
+        before: dict[str, Any] = {}
+        after: dict[str, Any] = {}
+        for formset in formsets:
+            old, new = {}, {}
+            for obj in formset.deleted_objects:
+                old[_label(obj)], new[_label(obj)] = _values(obj), None
+            for obj in formset.new_objects:
+                old[_label(obj)], new[_label(obj)] = None, _values(obj)
+            initial = {f.instance.pk: f.initial for f in formset.initial_forms}
+            for obj, fields in formset.changed_objects:
+                # A form may call a field changed whose value is the same ("{}" and {}).
+                was = {f: _plain(initial[obj.pk].get(f)) for f in fields}
+                now = {f: _plain(getattr(obj, f)) for f in fields}
+                differ = [f for f in fields if was[f] != now[f]]
+                if differ:
+                    old[_label(obj)] = {f: was[f] for f in differ}
+                    new[_label(obj)] = {f: now[f] for f in differ}
+            if old or new:
+                before[formset.prefix], after[formset.prefix] = old, new
+        lifecycle.audit_experiment_edit(
+            experiment=form.instance, before=before, after=after, by=request.user
+        )
 
 
 @admin.register(Exposure)

@@ -1,7 +1,9 @@
 """Input and output shapes of the REST contract v1 (see DESIGN.md)."""
 
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
+from common.api import AuditEntrySerializer as BaseAuditEntrySerializer
 from experiments.models import (
     KEY_MAX_LENGTH,
     UNIT_ID_MAX_LENGTH,
@@ -227,3 +229,21 @@ class SdkConfigSerializer(serializers.Serializer):
     hashVersion = serializers.IntegerField()
     seed = serializers.CharField()
     hashAttribute = serializers.CharField()
+
+
+@extend_schema_serializer(component_name="ExperimentAuditEntry")
+class AuditEntrySerializer(BaseAuditEntrySerializer):
+    experiment = serializers.CharField(source="object_key")
+
+    class Meta(BaseAuditEntrySerializer.Meta):
+        fields = [
+            "id",
+            "created_at",
+            "experiment",
+            "actor",
+            "action",
+            "message",
+            "data",
+            "object_type",
+            "object_key",
+        ]

@@ -15,6 +15,11 @@ urlpatterns = [
         "experiments/<slug:key>/stop/", views.ExperimentStopView.as_view(), name="experiment-stop"
     ),
     path(
+        "experiments/<slug:key>/audit/",
+        views.ExperimentAuditView.as_view(),
+        name="experiment-audit",
+    ),
+    path(
         "experiments/<slug:key>/sdk-config/", views.SdkConfigView.as_view(), name="experiment-sdk"
     ),
     path(

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from common.api import LenientJSONParser
+from common.audit import audit_of
 from common.errors import DomainError
 from common.lean_api import lean_json_endpoint
 from common.permissions import has_perm
@@ -83,6 +84,7 @@ class ExperimentListCreateView(APIView):
             variants=[lifecycle.VariantSpec(**v) for v in data["variants"]],
             metrics=[lifecycle.MetricSpec(**m) for m in data["metrics"]],
             owner=request.user,
+            by=request.user,
         )
         experiment = selectors.get_experiment(experiment.key)
         return Response(
@@ -109,10 +111,12 @@ class ExperimentDetailView(APIView):
         given.is_valid(raise_exception=True)
         data = given.validated_data
         if "traffic_percent" in data:
-            lifecycle.set_traffic(experiment=experiment, traffic_percent=data["traffic_percent"])
+            lifecycle.set_traffic(
+                experiment=experiment, traffic_percent=data["traffic_percent"], by=request.user
+            )
         texts = {k: v for k, v in data.items() if k in ("name", "hypothesis")}
         if texts:
-            lifecycle.rename_experiment(experiment=experiment, **texts)
+            lifecycle.rename_experiment(experiment=experiment, by=request.user, **texts)
         return Response(serializers.ExperimentSerializer(selectors.get_experiment(key)).data)
 
 
@@ -123,7 +127,7 @@ class ExperimentStartView(APIView):
 
     @extend_schema(request=None, responses=serializers.ExperimentSerializer)
     def post(self, request: Request, key: str) -> Response:
-        lifecycle.start_experiment(experiment=selectors.get_experiment(key))
+        lifecycle.start_experiment(experiment=selectors.get_experiment(key), by=request.user)
         return Response(serializers.ExperimentSerializer(selectors.get_experiment(key)).data)
 
 
@@ -134,8 +138,19 @@ class ExperimentStopView(APIView):
 
     @extend_schema(request=None, responses=serializers.ExperimentSerializer)
     def post(self, request: Request, key: str) -> Response:
-        lifecycle.stop_experiment(experiment=selectors.get_experiment(key))
+        lifecycle.stop_experiment(experiment=selectors.get_experiment(key), by=request.user)
         return Response(serializers.ExperimentSerializer(selectors.get_experiment(key)).data)
+
+
+class ExperimentAuditView(APIView):
+    """The newest 500 audit entries of an experiment, newest first."""
+
+    limit = 500
+
+    @extend_schema(responses=serializers.AuditEntrySerializer(many=True))
+    def get(self, request: Request, key: str) -> Response:
+        entries = audit_of(selectors.get_experiment(key))[: self.limit]
+        return Response(serializers.AuditEntrySerializer(entries, many=True).data)
 
 
 class SdkConfigView(APIView):

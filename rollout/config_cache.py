@@ -22,6 +22,9 @@ class RolloutConfig:
     feature: str
     state: str
     stage: str
+    # The current stage's role (rollout.plan.Role): routing follows the role,
+    # never the stage's name.
+    role: str
     canary_percent: float
     salt: str
     allow_list: frozenset[str]
@@ -34,6 +37,7 @@ class RolloutConfig:
             "feature": self.feature,
             "state": self.state,
             "stage": self.stage,
+            "role": self.role,
             "canary_percent": self.canary_percent,
             "salt": self.salt,
             "allow_list": sorted(self.allow_list),
@@ -52,6 +56,7 @@ def config_of(rollout: Any) -> RolloutConfig:
         feature=rollout.feature,
         state=rollout.state,
         stage=rollout.stage,
+        role=rollout.current_stage().role.value,
         canary_percent=rollout.canary_percent,
         salt=rollout.salt,
         allow_list=frozenset(str(u) for u in rollout.allow_list or []),
@@ -69,10 +74,12 @@ def _load(rollout_key: str) -> dict[str, Any] | None:
 def _load_feature(feature: str) -> dict[str, Any]:
     from rollout.models import Rollout
 
+    # The feature's newest rollout decides, completed ones included: after a
+    # rollout completes, its new version stays served to every unit until the
+    # next rollout of the feature starts.
     key = (
         Rollout.objects.filter(feature=feature)
-        .exclude(state=Rollout.State.COMPLETED)
-        .order_by("-created_at")
+        .order_by("-created_at", "-id")
         .values_list("key", flat=True)
         .first()
     )
@@ -100,7 +107,7 @@ def get_rollout(rollout_key: str) -> RolloutConfig | None:
 
 
 def rollout_for_feature(feature: str) -> RolloutConfig | None:
-    """The feature's current rollout (not completed), if any."""
+    """The feature's newest rollout (in any state), if any."""
     key = _features.get(feature)
     return get_rollout(key) if key else None
 
@@ -109,7 +116,7 @@ def publish(rollout: Any) -> None:
     """Write the rollout's current configuration to the shared cache (call on
     commit) and drop this process's copies."""
     _rollouts.publish(rollout.key, config_of(rollout).to_cache())
-    _features.invalidate(rollout.feature)
+    _features.publish(rollout.feature, _load_feature(rollout.feature))
 
 
 def clear_local() -> None:

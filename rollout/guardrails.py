@@ -14,7 +14,9 @@ def canary_service_figures(experiment) -> ServiceFigures | None:
     )
     if verdict is None:
         return None
-    canary = verdict.report.get("versions", {}).get("canary", {})
+    # The stage's cumulative record when there is one: more data than the window.
+    record = verdict.report.get("stage_record") or verdict.report
+    canary = record.get("versions", {}).get("canary", {})
     if not canary.get("requests"):
         return None
     return ServiceFigures(

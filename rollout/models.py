@@ -1,6 +1,6 @@
 """Rollouts: a feature's new version moving stable → canary → A/B → full,
 the request metrics of each version, health verdicts, stage transitions with
-their frozen evidence, notifications and the append-only audit log."""
+their frozen evidence and notifications. The audit log is common.AuditEntry."""
 
 import uuid
 
@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Q
 
 from common.models import TimeStampedModel
+from rollout import plan as stage_plan
 
 KEY_MAX_LENGTH = 64
 
@@ -19,12 +20,14 @@ def new_salt() -> str:
 
 def default_stages() -> list[dict]:
     """The seed's plan: internal test (staff only) → canary 5 % for at least
-    48 h → A/B 50 % → full 100 %, every step approved by an executive."""
+    48 h → A/B 50 % → full 100 %, every step approved by an executive. The
+    full stage is watched for 24 h (automatic rollback still armed) before
+    the platform completes the rollout."""
     return [
         {"name": "internal", "percent": 0.0, "min_duration_hours": 0, "needs_approval": True},
         {"name": "canary", "percent": 5.0, "min_duration_hours": 48, "needs_approval": True},
         {"name": "ab", "percent": 50.0, "min_duration_hours": 0, "needs_approval": True},
-        {"name": "full", "percent": 100.0, "min_duration_hours": 0, "needs_approval": True},
+        {"name": "full", "percent": 100.0, "min_duration_hours": 24, "needs_approval": True},
     ]
 
 
@@ -96,21 +99,27 @@ class Rollout(TimeStampedModel):
             models.CheckConstraint(
                 condition=Q(canary_percent__gte=0) & Q(canary_percent__lte=100),
                 name="rollout_canary_percent_0_100",
-            )
+            ),
+            # At most one rollout per feature serves a new version at a time.
+            models.UniqueConstraint(
+                fields=["feature"],
+                condition=Q(state__in=["active", "paused"]),
+                name="one_live_rollout_per_feature",
+            ),
         ]
 
     def __str__(self) -> str:
         return self.key
 
-    def stage_plan(self, name: str) -> dict | None:
-        return next((s for s in self.stages if s["name"] == name), None)
+    def plan(self) -> stage_plan.Plan:
+        """The validated stage plan with the role of every stage."""
+        return stage_plan.Plan.parse(self.stages, has_experiment=bool(self.experiment_id))
 
-    def next_stage(self) -> dict | None:
-        names = [s["name"] for s in self.stages]
-        if self.stage not in names:
-            return None
-        index = names.index(self.stage)
-        return self.stages[index + 1] if index + 1 < len(self.stages) else None
+    def current_stage(self) -> stage_plan.Stage:
+        return self.plan().stage(self.stage)
+
+    def next_stage(self) -> stage_plan.Stage | None:
+        return self.plan().next_after(self.stage)
 
 
 class Version(models.TextChoices):
@@ -196,6 +205,9 @@ class StageTransition(models.Model):
         related_name="+",
     )
     decision_comment = models.TextField(blank=True)
+    # The evidence as it stood when the decision was taken, next to the
+    # evidence frozen at the request, and what changed in between.
+    decision_evidence = models.JSONField(default=dict, blank=True)
     invalidation_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     decided_at = models.DateTimeField(null=True, blank=True)
@@ -213,51 +225,6 @@ class StageTransition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rollout_id}: {self.from_stage} → {self.to_stage} ({self.status})"
-
-
-class AuditQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise PermissionError("The audit log is append-only: entries are never updated.")
-
-    def delete(self):
-        raise PermissionError("The audit log is append-only: entries are never deleted.")
-
-
-class AuditEntry(models.Model):
-    """Append-only: the model refuses updates and deletes, the admin offers
-    neither, and on PostgreSQL a trigger refuses them too."""
-
-    rollout = models.ForeignKey(
-        Rollout, null=True, blank=True, on_delete=models.PROTECT, related_name="audit"
-    )
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="+",
-    )
-    action = models.CharField(max_length=48, db_index=True)
-    message = models.TextField()
-    data = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-
-    objects = AuditQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        verbose_name_plural = "audit entries"
-
-    def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.action}"
-
-    def save(self, *args, **kwargs):
-        if self.pk is not None:
-            raise PermissionError("The audit log is append-only: entries are never updated.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise PermissionError("The audit log is append-only: entries are never deleted.")
 
 
 class NotificationChannel(TimeStampedModel):

@@ -6,6 +6,11 @@ urlpatterns = [
     path("rollouts/", pages.rollout_list, name="rollout-list-page"),
     path("rollouts/<slug:key>/", pages.rollout_detail, name="rollout-page"),
     path(
+        "rollouts/<slug:key>/actions/<slug:step>/",
+        pages.rollout_action,
+        name="rollout-action-page",
+    ),
+    path(
         "rollouts/transitions/<int:transition_id>/approve/",
         pages.decide_transition,
         {"decision": "approve"},

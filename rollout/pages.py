@@ -1,22 +1,31 @@
 """Dashboard pages of rollouts, approvals and the audit log."""
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    StreamingHttpResponse,
+)
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from common.audit import AuditFilterForm, audit_of, csv_lines, filter_audit
 from common.errors import DomainError
 from common.selectors import newest_per_parent
 from experiments.models import Experiment
 from experiments.pages import latest_snapshots
-from rollout import charts, selectors
-from rollout.models import AuditEntry, HealthVerdict, Rollout, StageTransition
-from rollout.services import transitions
+from rollout import access, charts, selectors
+from rollout import plan as stage_plan
+from rollout.models import HealthVerdict, Rollout, StageTransition
+from rollout.plan import LIVE_STATES, Step
+from rollout.services import gate, lifecycle, transitions
+from rollout.services.gate import gate_view
 
 AUDIT_PAGE_SIZE = 50
 
@@ -98,20 +107,31 @@ def rollout_detail(request: HttpRequest, key: str) -> HttpResponse:
             "requested_by", "decided_by"
         )[:20]
     )
-    audit = list(rollout.audit.select_related("actor")[:50])
+    audit = list(audit_of(rollout)[:50])
     since = timezone.now() - timedelta(hours=6)
     series = selectors.metric_series(rollout, since=since)["versions"]
-    can_decide = bool(
-        pending
-        and request.user.has_perm("rollout.approve_transition")
-        and pending.requested_by_id != request.user.id
-    )
+    live = rollout.state in LIVE_STATES
+    view = gate_view(rollout) if live else None
+    user = request.user
     context = {
         "rollout": rollout,
+        "role": rollout.current_stage().role.value,
         "pipeline": _pipeline(rollout),
         "verdict": verdict,
         "pending": pending,
-        "can_decide": can_decide,
+        "can_decide": bool(pending and access.may_decide(user, pending)),
+        "decide_blocked": access.why_not_decide(user, pending) if pending else None,
+        "share_change": transitions.share_change(pending) if pending else "",
+        "gate": view.gate if view else None,
+        "next_stage": view.gate.to_stage if view else None,
+        "evidence_pair": [
+            ("Frozen at the request", pending.evidence),
+            ("Now", view.frozen if view else None),
+        ]
+        if pending
+        else [],
+        "changes": gate.changes_since(pending.evidence, view.frozen) if (view and pending) else [],
+        "actions": _actions_for(user, rollout, view, pending),
         "history": history,
         "audit": audit,
         "error_chart": charts.service_chart(
@@ -133,6 +153,108 @@ def rollout_detail(request: HttpRequest, key: str) -> HttpResponse:
         ),
     }
     return render(request, "rollout/detail.html", context)
+
+
+def _actions_for(user, rollout: Rollout, view, pending) -> list[dict]:
+    """The buttons this person may use now, each with the confirmation it asks."""
+    plan = rollout.plan()
+    at_last = plan.is_last(rollout.stage)
+    offered = []
+
+    def offer(step: Step, label: str, confirm: str, danger: bool = False) -> None:
+        try:
+            stage_plan.check_step(rollout.state, step, at_last_stage=at_last)
+        except stage_plan.PlanError:
+            return
+        if access.may(user, step):
+            offered.append(
+                {"step": step.value, "label": label, "confirm": confirm, "danger": danger}
+            )
+
+    if view is not None and view.gate.to_stage is not None and pending is None:
+        target = view.gate.to_stage
+        if view.gate.ready:
+            offer(
+                Step.ADVANCE,
+                f"Request {target.name}",
+                f"Request {rollout.stage} → {target.name}: {rollout.canary_percent:g} % → "
+                f"{target.percent:g} % of mentees"
+                + (", after an executive's approval." if target.needs_approval else "."),
+            )
+    offer(
+        Step.PAUSE,
+        "Pause",
+        "Pause the rollout? Nothing advances until it is resumed; "
+        "routing and automatic rollback go on.",
+    )
+    offer(Step.RESUME, "Resume", "Resume the rollout at its current stage?")
+    offer(
+        Step.COMPLETE,
+        "Complete",
+        "Complete the rollout? The new version stays served to "
+        "100 % of mentees and the feature is free for its next rollout.",
+    )
+    offer(
+        Step.ROLLBACK,
+        "Roll back",
+        f"Roll back? {rollout.canary_percent:g} % → 0 %: every "
+        "mentee gets the stable version at once.",
+        danger=True,
+    )
+    offer(
+        Step.REARM,
+        "Re-arm",
+        f"Re-arm the rollout at {plan.first().name} (0 %, staff only)? "
+        "It then climbs again through approvals.",
+    )
+    return offered
+
+
+@login_required
+@require_POST
+def rollout_action(request: HttpRequest, key: str, step: str) -> HttpResponse:
+    """One lifecycle button of the rollout page; the service checks who may."""
+    try:
+        rollout = selectors.get_rollout(key)
+    except DomainError as exc:
+        return render(request, "404.html", {"message": exc.message}, status=404)
+    comment = request.POST.get("comment", "").replace("\x00", "")[:2000]
+    try:
+        if step == Step.ADVANCE.value:
+            following = rollout.next_stage()
+            transitions.request_transition(
+                rollout=rollout,
+                to_stage=following.name if following else "",
+                by=request.user,
+                comment=comment,
+            )
+            done = "Next stage requested."
+        elif step == Step.ROLLBACK.value:
+            reason = comment or f"rolled back from the rollout page by {request.user.username}"
+            lifecycle.require(request.user, Step.ROLLBACK)
+            if not lifecycle.rollback_rollout(rollout=rollout, reason=reason, by=request.user):
+                raise DomainError(f"Rollout '{key}' is already {rollout.state}.", code="conflict")
+            done = "Rolled back: every mentee gets the stable version."
+        elif step in LIFECYCLE_PAGE_STEPS:
+            LIFECYCLE_PAGE_STEPS[step](rollout=rollout, by=request.user, comment=comment)
+            done = f"Rollout {step}d." if step.endswith("e") else f"Rollout {step}ed."
+        else:
+            return render(request, "404.html", {"message": f"Unknown action {step}."}, status=404)
+    except DomainError as exc:
+        if exc.code == "forbidden":
+            return render(request, "403.html", {"message": exc.message}, status=403)
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, done)
+    return redirect("rollout-page", key=key)
+
+
+LIFECYCLE_PAGE_STEPS = {
+    Step.PAUSE.value: lifecycle.pause_rollout,
+    Step.RESUME.value: lifecycle.resume_rollout,
+    Step.REARM.value: lifecycle.rearm_rollout,
+    Step.COMPLETE.value: lifecycle.complete_rollout,
+}
 
 
 @login_required
@@ -163,34 +285,35 @@ def decide_transition(request: HttpRequest, transition_id: int, decision: str) -
 
 @login_required
 def audit_log(request: HttpRequest) -> HttpResponse:
-    entries = AuditEntry.objects.select_related("rollout", "actor")
-    filters = {
-        "rollout": request.GET.get("rollout", ""),
-        "action": request.GET.get("action", ""),
-        "actor": request.GET.get("actor", ""),
-        "since": request.GET.get("since", ""),
-    }
-    if filters["rollout"]:
-        entries = entries.filter(rollout__key=filters["rollout"])
-    if filters["action"]:
-        entries = entries.filter(action=filters["action"])
-    if filters["actor"]:
-        entries = entries.filter(actor__username=filters["actor"])
-    if filters["since"]:
-        try:
-            day = datetime.fromisoformat(filters["since"])
-            entries = entries.filter(
-                created_at__gte=timezone.make_aware(day) if timezone.is_naive(day) else day
+    """The audit log of rollouts and experiments, filtered by action, object
+    type and key, person and days. `?format=csv` downloads exactly the
+    filtered rows, streamed. Bad filters answer with a message on the page,
+    or 400 for the CSV."""
+    form = AuditFilterForm(request.GET)
+    as_csv = request.GET.get("format") == "csv"
+    if not form.is_valid():
+        if as_csv:
+            return HttpResponseBadRequest(
+                "\n".join(form.error_messages()), content_type="text/plain; charset=utf-8"
             )
-        except ValueError:
-            messages.error(request, "The date must look like 2026-11-26.")
-    page = Paginator(entries, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
+        entries = filter_audit().none()
+    else:
+        entries = filter_audit(**form.filters())
+    if as_csv:
+        response = StreamingHttpResponse(csv_lines(entries), content_type="text/csv; charset=utf-8")
+        stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+        response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.csv"'
+        return response
+    query = request.GET.copy()
+    query.pop("page", None)
+    query.pop("format", None)
+    export = query.copy()
+    export["format"] = "csv"
     context = {
-        "page": page,
-        "filters": filters,
-        "rollouts": Rollout.objects.values_list("key", flat=True),
-        "actions": AuditEntry.objects.order_by("action")
-        .values_list("action", flat=True)
-        .distinct(),
+        "form": form,
+        "errors": [] if form.is_valid() else form.error_messages(),
+        "page": Paginator(entries, AUDIT_PAGE_SIZE).get_page(request.GET.get("page")),
+        "query": query.urlencode(),
+        "export_query": export.urlencode(),
     }
     return render(request, "rollout/audit.html", context)

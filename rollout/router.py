@@ -1,13 +1,16 @@
-"""Which version of a feature a unit gets: stable or canary.
+"""Which version of a feature a unit gets: stable or canary, by the role of
+the rollout's current stage (`rollout.plan.Role`), never by its name.
 
-- internal: the canary only for staff and allow-listed units;
-- canary (and any stage without a linked experiment): by the rollout's own
-  salt, bucket(salt, unit) < share × 100 with the GrowthBook-compatible hash —
-  raising the share only adds units, never moves a canary unit back;
-- ab with a linked running experiment: the experiment's assignment decides
-  (control → stable, any treatment → canary) and records the exposure;
-- rolled back: stable for everyone; completed: canary (the new version) for everyone.
-During the canary stage a canary unit of a linked running experiment is
+- staff_only (0 %): the canary only for staff and allow-listed units;
+- canary: by the rollout's own salt, bucket(salt, unit) < share × 100 with
+  the GrowthBook-compatible hash — raising the share only adds units, never
+  moves a canary unit back;
+- experiment, with the linked experiment running: its assignment decides
+  (control → stable, any treatment → canary) and records the exposure; units
+  outside the experiment fall back to the share;
+- full (100 %), and a completed rollout: the new version for every unit;
+- rolled back: stable for everyone. A paused rollout routes as its stage does.
+During a canary stage a canary unit of a linked running experiment is
 recorded as exposed with stage "canary", so the A/B analysis can leave it out
 (carryover).
 """
@@ -19,8 +22,10 @@ from experiments.hashing import BUCKETS, bucket
 from experiments.services.assignment import assign_unit, get_compiled, record_exposure_once
 from rollout import config_cache
 from rollout.config_cache import RolloutConfig
+from rollout.plan import Role
 
 STABLE, CANARY = "stable", "canary"
+STAFF_ONLY, CANARY_ROLE, EXPERIMENT, FULL = (r.value for r in Role)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,15 +53,17 @@ def route_unit(
     the unit's `attributes` (platform, country, … for segment analysis)."""
     if config.state == "rolled_back":
         return Route(config.key, STABLE, config.stage, rollout_id=config.id)
-    if config.state == "completed":
+    if config.state == "completed" or config.role == FULL:
         return Route(config.key, CANARY, config.stage, rollout_id=config.id)
-    if config.stage == "internal":
+    if config.role == STAFF_ONLY:
         canary = is_staff or unit_id in config.allow_list
         return Route(config.key, CANARY if canary else STABLE, config.stage, rollout_id=config.id)
-    if config.stage == "ab" and config.experiment_key:
+    if config.role == EXPERIMENT and config.experiment_key:
         answer = assign_unit(
             experiment_key=config.experiment_key,
             unit_id=unit_id,
+            # Labels of the role, not stage names: the analysis leaves out
+            # "canary" (carryover) exposures whatever the stages are called.
             stage="ab",
             at=at,
             attributes=attributes,
@@ -68,7 +75,7 @@ def route_unit(
             version = STABLE if answer.variant == control else CANARY
             return Route(config.key, version, config.stage, answer.variant, config.id)
     canary = _by_share(config, unit_id)
-    if canary and config.stage == "canary" and config.experiment_key:
+    if canary and config.role == CANARY_ROLE and config.experiment_key:
         _mark_carryover(config.experiment_key, unit_id, at)
     return Route(config.key, CANARY if canary else STABLE, config.stage, rollout_id=config.id)
 

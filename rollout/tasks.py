@@ -8,8 +8,8 @@ from django.utils import timezone
 
 from rollout import metrics_store, notify
 from rollout.models import Notification, NotificationChannel, Rollout
-from rollout.services.health import evaluate_rollout
-from rollout.services.transitions import propose_if_ready
+from rollout.plan import LIVE_STATES
+from rollout.services.evaluation import evaluate_rollout
 
 logger = logging.getLogger(__name__)
 
@@ -17,9 +17,9 @@ logger = logging.getLogger(__name__)
 @shared_task(name="rollout.flush_and_evaluate")
 def flush_and_evaluate() -> int:
     """Every few seconds: copy request metrics into their minute windows, then
-    evaluate every active rollout (rolling back the failing ones)."""
+    evaluate every live rollout (active or paused; rolling back failing ones)."""
     metrics_store.flush_to_database()
-    ids = list(Rollout.objects.filter(state=Rollout.State.ACTIVE).values_list("id", flat=True))
+    ids = list(Rollout.objects.filter(state__in=LIVE_STATES).values_list("id", flat=True))
     for rollout_id in ids:
         evaluate_rollout_task.delay(rollout_id)
     return len(ids)
@@ -28,13 +28,9 @@ def flush_and_evaluate() -> int:
 @shared_task(name="rollout.evaluate_rollout")
 def evaluate_rollout_task(rollout_id: int) -> str | None:
     rollout = Rollout.objects.select_related("experiment").filter(id=rollout_id).first()
-    if rollout is None or rollout.state != Rollout.State.ACTIVE:
+    if rollout is None or rollout.state not in LIVE_STATES:
         return None
-    verdict = evaluate_rollout(rollout=rollout)
-    rollout.refresh_from_db()
-    if verdict.verdict == "healthy":
-        propose_if_ready(rollout=rollout)
-    return verdict.verdict
+    return evaluate_rollout(rollout=rollout).verdict
 
 
 @shared_task(

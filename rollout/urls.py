@@ -18,7 +18,27 @@ urlpatterns = [
         name="rollout-transitions",
     ),
     path("rollouts/<slug:key>/rollback/", views.RollbackView.as_view(), name="rollout-rollback"),
-    path("rollouts/<slug:key>/rearm/", views.RearmView.as_view(), name="rollout-rearm"),
+    path(
+        "rollouts/<slug:key>/rearm/",
+        views.LifecycleStepView.as_view(step="rearm"),
+        name="rollout-rearm",
+    ),
+    path(
+        "rollouts/<slug:key>/pause/",
+        views.LifecycleStepView.as_view(step="pause"),
+        name="rollout-pause",
+    ),
+    path(
+        "rollouts/<slug:key>/resume/",
+        views.LifecycleStepView.as_view(step="resume"),
+        name="rollout-resume",
+    ),
+    path(
+        "rollouts/<slug:key>/complete/",
+        views.LifecycleStepView.as_view(step="complete"),
+        name="rollout-complete",
+    ),
+    path("rollouts/<slug:key>/settings/", views.SettingsView.as_view(), name="rollout-settings"),
     path("rollouts/<slug:key>/metrics/", views.MetricsView.as_view(), name="rollout-metrics"),
     path("rollouts/<slug:key>/audit/", views.AuditView.as_view(), name="rollout-audit"),
     path(

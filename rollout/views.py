@@ -3,6 +3,7 @@ and render."""
 
 from datetime import datetime
 
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.permissions import IsAuthenticated
@@ -11,22 +12,28 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from common.api import LenientJSONParser
+from common.audit import audit_of
 from common.errors import DomainError
 from common.permissions import has_perm
 from experiments.models import Experiment
 from rollout import router, selectors, serializers
-from rollout.services import health, lifecycle, request_metrics, transitions
+from rollout.plan import LIVE_STATES
+from rollout.services import lifecycle, request_metrics, stage_record, transitions
+from rollout.services.gate import gate_view
 
 
-def _rollout_body(rollout) -> dict:
+def _rollout_body(rollout, *, with_gate: bool = False) -> dict:
     latest = rollout.verdicts.only("verdict", "evaluated_at", "report").first()
     pending = rollout.transitions.filter(status="pending").first()
-    return {
+    plan = rollout.plan()
+    following = plan.next_after(rollout.stage)
+    body = {
         "key": rollout.key,
         "name": rollout.name,
         "feature": rollout.feature,
         "experiment": rollout.experiment.key if rollout.experiment_id else None,
         "stage": rollout.stage,
+        "role": plan.stage(rollout.stage).role.value,
         "stage_entered_at": rollout.stage_entered_at,
         "canary_percent": rollout.canary_percent,
         "state": rollout.state,
@@ -37,7 +44,21 @@ def _rollout_body(rollout) -> dict:
         "pending_transition": pending.id if pending else None,
         "rolled_back_at": rollout.rolled_back_at,
         "rollback_reason": rollout.rollback_reason,
+        "next_stage": following.to_dict() if following else None,
     }
+    if with_gate:
+        if rollout.state in LIVE_STATES:
+            body["gate"] = gate_view(rollout).gate.to_dict()
+        else:
+            body["gate"] = {
+                "to_stage": None,
+                "ready": False,
+                "needs_approval": False,
+                "checks": [
+                    {"name": "state", "ok": False, "detail": f"the rollout is {rollout.state}"}
+                ],
+            }
+    return body
 
 
 class RolloutListCreateView(APIView):
@@ -79,7 +100,7 @@ class RolloutListCreateView(APIView):
 class RolloutDetailView(APIView):
     @extend_schema(responses=dict)
     def get(self, request: Request, key: str) -> Response:
-        return Response(_rollout_body(selectors.get_rollout(key)))
+        return Response(_rollout_body(selectors.get_rollout(key), with_gate=True))
 
 
 class RouteView(APIView):
@@ -134,14 +155,26 @@ class HealthView(APIView):
     @extend_schema(responses=dict)
     def get(self, request: Request, key: str) -> Response:
         rollout = selectors.get_rollout(key)
-        return Response(health.report_dict(health.current_report(rollout), rollout))
+        now = timezone.now()
+        report = stage_record.window_report(rollout, now=now)
+        return Response(
+            stage_record.report_dict(
+                report,
+                start=stage_record.window_start(rollout, now),
+                now=now,
+                minutes=rollout.window_minutes,
+            )
+        )
 
 
 class TransitionRequestView(APIView):
     """Request the next stage; 409 when the gate does not hold (the message
     says which condition) or a transition is already pending."""
 
-    permission_classes = [has_perm("rollout.request_transition")]
+    def get_permissions(self):
+        if self.request.method == "POST":
+            return [has_perm("rollout.request_transition")()]
+        return [has_perm("rollout.view_rollout")()]
 
     @extend_schema(
         request=serializers.TransitionRequestSerializer,
@@ -209,21 +242,53 @@ class RollbackView(APIView):
         return Response(_rollout_body(selectors.get_rollout(key)))
 
 
-class RearmView(APIView):
-    """Re-arm a rolled-back rollout at its first stage."""
+class LifecycleStepView(APIView):
+    """pause / resume / rearm / complete: 200 with the rollout; 403 without the
+    permission; 409 from a state the step does not start from."""
 
-    permission_classes = [has_perm("rollout.rollback_rollout")]
+    step = "pause"
+    SERVICES = {
+        "pause": lifecycle.pause_rollout,
+        "resume": lifecycle.resume_rollout,
+        "rearm": lifecycle.rearm_rollout,
+        "complete": lifecycle.complete_rollout,
+    }
 
     @extend_schema(request=serializers.CommentSerializer, responses=dict)
     def post(self, request: Request, key: str) -> Response:
         given = serializers.CommentSerializer(data=request.data)
         given.is_valid(raise_exception=True)
-        rollout = lifecycle.rearm_rollout(
+        rollout = self.SERVICES[self.step](
             rollout=selectors.get_rollout(key),
             by=request.user,
             comment=given.validated_data["comment"],
         )
-        return Response(_rollout_body(rollout))
+        return Response(_rollout_body(rollout, with_gate=True))
+
+
+class SettingsView(APIView):
+    """Change the plan or thresholds of a live rollout: an audited action.
+    400 for invalid values; 403 when loosening rollback thresholds or
+    removing an approval without the approve permission; 409 when the change
+    would move the current stage's share."""
+
+    @extend_schema(request=serializers.SettingsSerializer, responses=dict)
+    def post(self, request: Request, key: str) -> Response:
+        given = serializers.SettingsSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        data = given.validated_data
+        rollout = lifecycle.change_settings(
+            rollout=selectors.get_rollout(key),
+            by=request.user,
+            stages=[dict(s) for s in data["stages"]] if "stages" in data else None,
+            sla=dict(data["sla"]) if "sla" in data else None,
+            rollback=dict(data["rollback"]) if "rollback" in data else None,
+            allow_list=data.get("allow_list"),
+            min_requests=data.get("min_requests"),
+            window_minutes=data.get("window_minutes"),
+            comment=data.get("comment", ""),
+        )
+        return Response(_rollout_body(rollout, with_gate=True))
 
 
 class MetricsView(APIView):
@@ -247,8 +312,11 @@ class MetricsView(APIView):
 
 
 class AuditView(APIView):
+    """The newest 500 audit entries of a rollout, newest first."""
+
+    limit = 500
+
     @extend_schema(responses=serializers.AuditEntrySerializer(many=True))
     def get(self, request: Request, key: str) -> Response:
-        rollout = selectors.get_rollout(key)
-        entries = rollout.audit.select_related("rollout", "actor")[:500]
+        entries = audit_of(selectors.get_rollout(key))[: self.limit]
         return Response(serializers.AuditEntrySerializer(entries, many=True).data)

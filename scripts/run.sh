@@ -6,6 +6,12 @@ cd "$(dirname "$0")/.."
 BIN=.venv/bin
 export DEBUG="${DEBUG:-1}"
 
+# The embedded default's file cache belongs to this data folder's database:
+# start it empty, so that a replaced db.sqlite3 never meets configuration
+# cached from the old one (Redis, when set, is left alone).
+if [ -z "${REDIS_URL:-}" ]; then
+  rm -rf "${DATA_DIR:-data}/cache"
+fi
 "$BIN/python" manage.py migrate --noinput
 "$BIN/python" manage.py create_demo_accounts
 # First start: the demo catalogue of the recommendation engine, then the simulated

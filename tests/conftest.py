@@ -11,6 +11,7 @@ import uuid
 
 import pytest
 from django.contrib.auth.models import Group
+from django.db.backends.signals import connection_created
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -63,6 +64,18 @@ def pytest_configure(config):
         missing = [name for name in ("DATABASE_URL", "REDIS_URL") if not os.environ.get(name)]
         if missing:
             raise pytest.UsageError(f"REQUIRE_SERVICES=1 but {', '.join(missing)} unset")
+
+
+def _let_the_test_flush_truncate_the_audit_log(sender, connection, **kwargs):
+    """On PostgreSQL a trigger refuses TRUNCATE of the audit log unless the
+    session opts in (common migration 0004); Django empties the tables with
+    TRUNCATE after every transactional test, so test sessions opt in."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET ion.audit_allow_truncate = 'on'")
+
+
+connection_created.connect(_let_the_test_flush_truncate_the_audit_log)
 
 
 @pytest.fixture

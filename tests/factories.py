@@ -48,6 +48,7 @@ def make_rollout(
     experiment=None,
     stage: str | None = None,
     min_hours: float = 0,
+    stages: list[dict] | None = None,
     **extra,
 ):
     """A rollout with the seed's plan (minimum durations set to `min_hours`),
@@ -57,16 +58,19 @@ def make_rollout(
     from rollout.models import Rollout, default_stages
     from rollout.services import lifecycle
 
-    stages = default_stages()
-    for plan in stages:
-        plan["min_duration_hours"] = min_hours
+    if stages is None:
+        stages = default_stages()
+        for plan in stages:
+            plan["min_duration_hours"] = min_hours
     rollout = lifecycle.create_rollout(
         key=key, name=key, feature=feature, experiment=experiment, stages=stages, **extra
     )
     if stage:
-        plan = rollout.stage_plan(stage)
+        # A shortcut for tests of what happens *at* a stage; tests of how a
+        # rollout gets there go through the transitions.
+        target = rollout.plan().stage(stage)
         Rollout.objects.filter(id=rollout.id).update(
-            stage=stage, canary_percent=plan["percent"], stage_entered_at=timezone.now()
+            stage=stage, canary_percent=target.percent, stage_entered_at=timezone.now()
         )
         rollout.refresh_from_db()
     return rollout

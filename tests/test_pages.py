@@ -9,8 +9,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from experiments.services import lifecycle
 from experiments.services.analysis import analyse_experiment
-from rollout.services.health import evaluate_rollout
+from rollout.services.evaluation import evaluate_rollout
 from tests.experiments.seeding import plant
 from tests.factories import feed, make_experiment, make_rollout
 
@@ -107,10 +108,55 @@ def test_unknown_pages_are_404(pm_client):
 def test_audit_filters(pm_client):
     make_rollout("a", feature="a")
     make_rollout("b", feature="b")
-    html = pm_client.get("/audit/?rollout=a").content.decode()
-    assert "Rollout &#x27;a&#x27; created" in html
-    assert "Rollout &#x27;b&#x27; created" not in html
-    assert pm_client.get("/audit/?since=not-a-date").status_code == 200
+    make_experiment("exp-a", start=False)
+    for url in ("/audit/?object_type=rollout&object_key=a", "/audit/?rollout=a"):
+        html = pm_client.get(url).content.decode()
+        assert "Rollout &#x27;a&#x27; created" in html, url
+        assert "Rollout &#x27;b&#x27; created" not in html, url
+        assert 'href="/rollouts/a/"' in html
+    html = pm_client.get("/audit/?object_type=experiment").content.decode()
+    assert 'href="/experiments/exp-a/"' in html and "Experiment created" in html
+    assert "Rollout &#x27;a&#x27; created" not in html
+    html = pm_client.get("/audit/?action=experiment_created").content.decode()
+    assert "exp-a" in html and "Rollout &#x27;a&#x27;" not in html
+    assert '<option value="experiment_created" selected>Experiment created</option>' in html
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("date_from=not-a-date", "Enter a date as YYYY-MM-DD."),
+        ("date_to=2026-13-01", "Enter a valid date."),
+        ("date_from=20261126", "Enter a date as YYYY-MM-DD."),
+        ("date_to=9999-12-31", "between the years"),
+        ("date_from=2026-12-02&date_to=2026-12-01", "comes before the start date"),
+        ("action=transition_applied", "Select a valid choice."),
+        ("object_type=metric", "Select a valid choice."),
+        ("object_key=a%00b", "Enter a valid"),
+        ("actor=p%00m", "Null characters are not allowed."),
+        ("action=%00", "Select a valid choice."),
+        ("date_from=2026-12-0%00", "Enter a date as YYYY-MM-DD."),
+        ("rollout=%00", "Enter a valid"),
+    ],
+)
+def test_bad_audit_filters_answer_with_a_message_not_an_error(pm_client, query, message):
+    make_rollout("a", feature="a")
+    response = pm_client.get(f"/audit/?{query}")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert message in html
+    assert "No entry matches." in html
+
+
+def test_audit_page_queries_do_not_grow_with_entries(pm_client, django_user_model):
+    make_rollout("a", feature="a")
+    few = queries(pm_client, "/audit/")
+    person = django_user_model.objects.create_user("someone")
+    for i in range(30):
+        experiment = make_experiment(f"exp-{i}", start=False)
+        lifecycle.rename_experiment(experiment=experiment, name=f"renamed {i}", by=person)
+    assert queries(pm_client, "/audit/") == few
+    assert queries(pm_client, "/audit/?page=2&object_type=experiment") == few
 
 
 def test_product_managers_create_experiments_in_the_admin_with_the_same_rules(client, pm_user):

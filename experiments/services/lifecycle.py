@@ -1,6 +1,7 @@
 """Writes that define experiments and move them through their life:
-draft → running → stopped. Each is one transaction; the cached configuration
-is dropped after commit."""
+draft → running → stopped. Each is one transaction that also writes its
+audit entry (`by` is the person, None for the platform); the cached
+configuration is dropped after commit."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from common.audit import AuditAction, write_audit
 from common.errors import DomainError
 from experiments import config_cache
 from experiments.models import Experiment, ExperimentMetric, Metric, Variant
@@ -87,8 +89,10 @@ def create_experiment(
     traffic_percent: float = 100.0,
     alpha: float = 0.05,
     owner: Any = None,
+    by: Any = None,
 ) -> Experiment:
-    """Create a draft experiment with its variants and metrics, all or nothing."""
+    """Create a draft experiment with its variants and metrics, all or nothing,
+    and audit it as `experiment_created` by `by`."""
     _check_variants(variants)
     metric_keys = [m.metric for m in metrics]
     if len(set(metric_keys)) != len(metric_keys):
@@ -132,6 +136,7 @@ def create_experiment(
                 )
                 for m in metrics
             )
+            audit_experiment_created(experiment=experiment, by=by)
             transaction.on_commit(lambda: config_cache.invalidate(key))
     except IntegrityError as exc:
         raise DomainError(
@@ -140,11 +145,73 @@ def create_experiment(
     return experiment
 
 
+def audit_experiment_created(*, experiment: Experiment, by: Any = None) -> None:
+    """Write the `experiment_created` entry, with the variants and metrics as
+    stored. Call inside the transaction that created the experiment (the
+    admin's add form calls it too)."""
+    variants = list(experiment.variants.values("key", "weight", "is_control"))
+    metrics = [
+        {"metric": m.metric.key, "role": m.role, "min_effect": m.min_effect}
+        for m in experiment.metrics.select_related("metric")
+    ]
+    write_audit(
+        action=AuditAction.EXPERIMENT_CREATED,
+        subject=experiment,
+        actor=by,
+        message=f"Experiment '{experiment.key}' created as a draft: "
+        f"{len(variants)} variants, {experiment.traffic_percent:g} % of traffic.",
+        traffic_percent=experiment.traffic_percent,
+        alpha=experiment.alpha,
+        variants=variants,
+        metrics=metrics,
+    )
+
+
+def _shown(value: Any) -> str:
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+def audit_experiment_edit(
+    *,
+    experiment: Experiment,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    by: Any = None,
+) -> bool:
+    """Write one `experiment_edited` entry for the fields whose value differs
+    between `before` and `after`, with both values in its data
+    (`changed`, `before`, `after`). Writes nothing when nothing changed and
+    says so by returning False. Call inside the transaction of the edit."""
+    changed = sorted(name for name in after if after[name] != before.get(name))
+    if not changed:
+        return False
+    write_audit(
+        action=AuditAction.EXPERIMENT_EDITED,
+        subject=experiment,
+        actor=by,
+        message=f"Experiment '{experiment.key}' edited: "
+        + "; ".join(f"{n} {_shown(before.get(n))} → {_shown(after[n])}" for n in changed),
+        changed=changed,
+        before={name: before.get(name) for name in changed},
+        after={name: after[name] for name in changed},
+    )
+    return True
+
+
 def _transition(
-    experiment: Experiment, *, allowed_from: str, to: str, verb: str, done: str, **stamp: Any
+    experiment: Experiment,
+    *,
+    allowed_from: str,
+    to: str,
+    verb: str,
+    done: str,
+    action: AuditAction,
+    by: Any,
+    **stamp: Any,
 ) -> Experiment:
     """Move the status with a conditional UPDATE, so that two concurrent calls
-    cannot both succeed."""
+    cannot both succeed, and audit the move."""
     with transaction.atomic():
         moved = Experiment.objects.filter(id=experiment.id, status=allowed_from).update(
             status=to, updated_at=timezone.now(), **stamp
@@ -156,12 +223,21 @@ def _transition(
                 f"and only a {allowed_from} experiment can be {done}.",
                 code="conflict",
             )
+        write_audit(
+            action=action,
+            subject=experiment,
+            actor=by,
+            message=f"Experiment '{experiment.key}' {done}.",
+            before={"status": allowed_from},
+            after={"status": to},
+        )
         transaction.on_commit(lambda: config_cache.invalidate(experiment.key))
     experiment.refresh_from_db()
     return experiment
 
 
-def start_experiment(*, experiment: Experiment) -> Experiment:
+def start_experiment(*, experiment: Experiment, by: Any = None) -> Experiment:
+    """draft → running. 409 without a primary metric or from another status."""
     if not experiment.metrics.filter(role=ExperimentMetric.Role.PRIMARY).exists():
         raise DomainError(
             f"Experiment '{experiment.key}' needs at least one primary metric before it starts.",
@@ -173,22 +249,27 @@ def start_experiment(*, experiment: Experiment) -> Experiment:
         to=Experiment.Status.RUNNING,
         verb="start",
         done="started",
+        action=AuditAction.EXPERIMENT_STARTED,
+        by=by,
         started_at=timezone.now(),
     )
 
 
-def stop_experiment(*, experiment: Experiment) -> Experiment:
+def stop_experiment(*, experiment: Experiment, by: Any = None) -> Experiment:
+    """running → stopped. 409 from another status."""
     return _transition(
         experiment,
         allowed_from=Experiment.Status.RUNNING,
         to=Experiment.Status.STOPPED,
         verb="stop",
         done="stopped",
+        action=AuditAction.EXPERIMENT_STOPPED,
+        by=by,
         stopped_at=timezone.now(),
     )
 
 
-def set_traffic(*, experiment: Experiment, traffic_percent: float) -> Experiment:
+def set_traffic(*, experiment: Experiment, traffic_percent: float, by: Any = None) -> Experiment:
     """Change the share of units in the experiment. Raising it never moves a
     unit that was already in (the bucket ranges only grow); lowering it while
     running would strand exposed units, so it is refused."""
@@ -206,8 +287,14 @@ def set_traffic(*, experiment: Experiment, traffic_percent: float) -> Experiment
     if experiment.status == Experiment.Status.STOPPED:
         raise DomainError("A stopped experiment's traffic cannot change.", code="conflict")
     with transaction.atomic():
+        before = (
+            Experiment.objects.select_for_update().values("traffic_percent").get(id=experiment.id)
+        )
         Experiment.objects.filter(id=experiment.id).update(
             traffic_percent=traffic_percent, updated_at=timezone.now()
+        )
+        audit_experiment_edit(
+            experiment=experiment, before=before, after={"traffic_percent": traffic_percent}, by=by
         )
         transaction.on_commit(lambda: config_cache.invalidate(experiment.key))
     experiment.refresh_from_db()
@@ -215,11 +302,28 @@ def set_traffic(*, experiment: Experiment, traffic_percent: float) -> Experiment
 
 
 def rename_experiment(
-    *, experiment: Experiment, name: str | None = None, hypothesis: str | None = None
+    *,
+    experiment: Experiment,
+    name: str | None = None,
+    hypothesis: str | None = None,
+    by: Any = None,
 ) -> Experiment:
-    if name is not None:
-        experiment.name = name
-    if hypothesis is not None:
-        experiment.hypothesis = hypothesis
-    experiment.save(update_fields=["name", "hypothesis", "updated_at"])
+    """Change the name and / or the hypothesis (None leaves it as it is)."""
+    with transaction.atomic():
+        before = (
+            Experiment.objects.select_for_update()
+            .values("name", "hypothesis")
+            .get(id=experiment.id)
+        )
+        if name is not None:
+            experiment.name = name
+        if hypothesis is not None:
+            experiment.hypothesis = hypothesis
+        experiment.save(update_fields=["name", "hypothesis", "updated_at"])
+        audit_experiment_edit(
+            experiment=experiment,
+            before=before,
+            after={"name": experiment.name, "hypothesis": experiment.hypothesis},
+            by=by,
+        )
     return experiment

@@ -1,8 +1,10 @@
 """Notifications: one row per enabled channel, sent after commit by a task
-with retries (see rollout.tasks.send_notification)."""
+with retries (rollout.send_notification). The task is enqueued by name, so
+services never import tasks and the dependency points one way."""
 
 from typing import Any
 
+from celery import current_app
 from django.db import transaction
 
 from rollout.models import Notification, NotificationChannel, Rollout
@@ -22,7 +24,6 @@ def notify(
 ) -> list[int]:
     """Queue the message for every enabled channel whose threshold it meets;
     call inside the transaction of the change it announces."""
-    from rollout.tasks import send_notification
 
     message: dict[str, Any] = {
         "event": event,
@@ -44,5 +45,9 @@ def notify(
         )
         ids.append(notification.id)
     for notification_id in ids:
-        transaction.on_commit(lambda i=notification_id: send_notification.delay(i))
+        transaction.on_commit(
+            lambda i=notification_id: current_app.signature(
+                "rollout.send_notification", args=[i]
+            ).delay()
+        )
     return ids

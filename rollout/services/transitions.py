@@ -1,87 +1,30 @@
-"""Stage transitions: requested by a product manager (or proposed by the
-platform) when the gate holds, with the evidence frozen into the record;
-approved or rejected by an executive who is not the requester; applied
-atomically, exactly once."""
+"""Moving a rollout between stages.
 
-from datetime import timedelta
+Requested by a product manager (or proposed by the platform) when the gate
+holds, with the evidence frozen into the record; approved or rejected by an
+executive who is not the requester; applied atomically, exactly once. A step
+whose stage says `needs_approval: false` is applied by the platform as soon as
+the gate holds. A pending transition waits for its decision however quiet the
+traffic gets; it is invalidated only when the evidence turns against it."""
+
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from common.audit import AuditAction, write_audit
 from common.errors import DomainError
-from rollout import config_cache
+from rollout import access
 from rollout.models import Rollout, StageTransition
-from rollout.services.audit import write_audit
-from rollout.services.health import current_report, report_dict
+from rollout.plan import Step
+from rollout.services.gate import GateView, changes_since, gate_view
+from rollout.services.lifecycle import check_step, publish_on_commit, require
 from rollout.services.notifications import notify
 
 
-def experiment_evidence(rollout: Rollout) -> dict[str, Any] | None:
-    if not rollout.experiment_id:
-        return None
-    snapshot = rollout.experiment.snapshots.only(
-        "id", "decision", "computed_at", "inputs_hash"
-    ).first()
-    if snapshot is None:
-        return {"experiment": rollout.experiment.key, "snapshot_id": None, "verdict": None}
-    return {
-        "experiment": rollout.experiment.key,
-        "snapshot_id": snapshot.id,
-        "computed_at": snapshot.computed_at.isoformat(),
-        "inputs_hash": snapshot.inputs_hash,
-        "verdict": snapshot.decision.get("verdict"),
-        "reasons": snapshot.decision.get("reasons", [])[:5],
-    }
-
-
-def gate(rollout: Rollout, *, now=None) -> tuple[bool, list[str], dict[str, Any]]:
-    """Whether the next stage may be requested, why not, and the evidence."""
-    now = now or timezone.now()
-    problems: list[str] = []
-    target = rollout.next_stage()
-    if rollout.state != Rollout.State.ACTIVE:
-        problems.append(f"the rollout is {rollout.state}")
-    if target is None:
-        problems.append(f"stage {rollout.stage} is the last stage")
-    plan = rollout.stage_plan(rollout.stage) or {}
-    hours = float(plan.get("min_duration_hours") or 0)
-    if rollout.stage_entered_at and hours:
-        ready_at = rollout.stage_entered_at + timedelta(hours=hours)
-        if now < ready_at:
-            left = (ready_at - now).total_seconds() / 3600
-            problems.append(
-                f"stage {rollout.stage} needs {hours:g} h before promotion ({left:.1f} h left)"
-            )
-    report = current_report(rollout, now=now)
-    health = report_dict(report, rollout, now=now)
-    # The internal stage serves staff only: too little traffic for a verdict is
-    # expected there, but a degraded or failing canary still blocks.
-    tolerated = {"healthy", "insufficient_data"} if rollout.stage == "internal" else {"healthy"}
-    if report.verdict.value not in tolerated:
-        problems.append(
-            f"health is {report.verdict.value}"
-            + (f": {report.reasons[0]}" if report.reasons else "")
-        )
-    experiment = experiment_evidence(rollout)
-    if target is not None and target["name"] == "full" and rollout.experiment_id:
-        verdict = experiment and experiment.get("verdict")
-        if verdict != "success":
-            problems.append(
-                f"the experiment's decision is {verdict or 'not computed yet'}, not success"
-            )
-    evidence = {
-        "collected_at": now.isoformat(),
-        "health": health,
-        "experiment": experiment,
-        "stage": {
-            "name": rollout.stage,
-            "entered_at": rollout.stage_entered_at.isoformat()
-            if rollout.stage_entered_at
-            else None,
-        },
-    }
-    return not problems, problems, evidence
+def share_change(transition: StageTransition) -> str:
+    """The confirmation an approver reads, e.g. '5 % → 50 % of mentees'."""
+    return f"{transition.from_percent:g} % → {transition.to_percent:g} % of mentees"
 
 
 def request_transition(
@@ -91,22 +34,27 @@ def request_transition(
     by: Any = None,
     comment: str = "",
     proposed_by_platform: bool = False,
+    view: GateView | None = None,
 ) -> StageTransition:
+    if not proposed_by_platform:
+        require(by, Step.ADVANCE)
+    check_step(rollout, Step.ADVANCE)
     target = rollout.next_stage()
-    if target is None or target["name"] != to_stage:
-        expected = target["name"] if target else "none (last stage)"
+    if target is None or target.name != to_stage:
+        expected = target.name if target else "none (last stage)"
         raise DomainError(
             f"Rollout '{rollout.key}' is at {rollout.stage}; the next stage is {expected}, "
             f"not '{to_stage}'.",
             code="conflict",
             field="to_stage",
         )
-    ok, problems, evidence = gate(rollout)
-    if not ok:
+    view = view or gate_view(rollout)
+    if not view.gate.ready:
         raise DomainError(
-            "The gate to the next stage does not hold: " + "; ".join(problems) + ".",
-            code="conflict",
+            f"The gate to {to_stage} does not hold: {view.gate.summary()}.", code="conflict"
         )
+    if not target.needs_approval:
+        return apply_without_approval(rollout=rollout, view=view, by=by, comment=comment)
     try:
         with transaction.atomic():
             transition = StageTransition.objects.create(
@@ -114,21 +62,21 @@ def request_transition(
                 from_stage=rollout.stage,
                 to_stage=to_stage,
                 from_percent=rollout.canary_percent,
-                to_percent=float(target["percent"]),
-                requested_by=by,
+                to_percent=target.percent,
+                requested_by=by if not proposed_by_platform else None,
                 proposed_by_platform=proposed_by_platform,
                 request_comment=comment,
-                evidence=evidence,
+                evidence=view.frozen,
             )
-            who = "the platform" if proposed_by_platform else getattr(by, "username", "someone")
+            who = "The platform" if proposed_by_platform else getattr(by, "username", "someone")
             write_audit(
-                rollout=rollout,
-                action="transition_requested",
-                actor=by,
+                subject=rollout,
+                action=AuditAction.REQUESTED,
+                actor=None if proposed_by_platform else by,
                 message=f"{who} requested {rollout.stage} → {to_stage} "
-                f"({transition.from_percent:g} % → {transition.to_percent:g} %). {comment}".strip(),
+                f"({share_change(transition)}). {comment}".strip(),
                 transition=transition.id,
-                evidence=evidence,
+                proposed_by_platform=proposed_by_platform,
             )
             notify(
                 rollout=rollout,
@@ -136,7 +84,7 @@ def request_transition(
                 severity="info",
                 title=f"Rollout {rollout.key}: approval needed for {rollout.stage} → {to_stage}",
                 text=comment or "The gate holds; the evidence is attached to the request.",
-                fields={"health": evidence["health"]["verdict"]},
+                fields={"share": share_change(transition), "health": view.window.verdict.value},
                 dedup=str(transition.id),
             )
     except IntegrityError as exc:
@@ -146,51 +94,105 @@ def request_transition(
     return transition
 
 
-def _check_approver(transition: StageTransition, by: Any) -> None:
-    if not by.has_perm("rollout.approve_transition"):
+def _move(rollout: Rollout, transition: StageTransition, now) -> None:
+    moved = Rollout.objects.filter(
+        id=rollout.id, state=Rollout.State.ACTIVE, stage=transition.from_stage
+    ).update(
+        stage=transition.to_stage,
+        canary_percent=transition.to_percent,
+        stage_entered_at=now,
+        updated_at=now,
+    )
+    if moved != 1:
         raise DomainError(
-            "Only a user with the approve_transition permission (an executive) can decide "
-            "stage transitions.",
-            code="forbidden",
+            f"Rollout '{rollout.key}' is no longer active at {transition.from_stage}.",
+            code="conflict",
         )
-    if transition.requested_by_id is not None and transition.requested_by_id == by.id:
-        raise DomainError("The requester cannot decide their own transition.", code="forbidden")
 
 
-def _evidence_still_holds(transition: StageTransition) -> list[str]:
-    rollout = transition.rollout
-    report = current_report(rollout)
-    problems = []
-    tolerated = {"healthy", "insufficient_data"} if rollout.stage == "internal" else {"healthy"}
-    if report.verdict.value not in tolerated:
-        problems.append(f"health is now {report.verdict.value}")
-    if transition.to_stage == "full" and rollout.experiment_id:
-        now = experiment_evidence(rollout) or {}
-        if now.get("verdict") != "success":
-            problems.append(f"the experiment's decision is now {now.get('verdict')}")
-    return problems
+def apply_without_approval(
+    *, rollout: Rollout, view: GateView, by: Any = None, comment: str = ""
+) -> StageTransition:
+    """A step the plan lets the platform take once the gate holds."""
+    target = view.gate.to_stage
+    assert target is not None and not target.needs_approval
+    now = timezone.now()
+    with transaction.atomic():
+        transition = StageTransition.objects.create(
+            rollout=rollout,
+            from_stage=rollout.stage,
+            to_stage=target.name,
+            from_percent=rollout.canary_percent,
+            to_percent=target.percent,
+            status=StageTransition.Status.APPLIED,
+            requested_by=by,
+            proposed_by_platform=by is None,
+            request_comment=comment,
+            evidence=view.frozen,
+            decided_at=now,
+            applied_at=now,
+        )
+        _move(rollout, transition, now)
+        rollout.refresh_from_db()
+        write_audit(
+            subject=rollout,
+            action=AuditAction.APPLIED,
+            actor=by,
+            message=f"{transition.from_stage} → {transition.to_stage} ({share_change(transition)}) "
+            "applied by the platform: the gate holds and the plan needs no approval for it.",
+            transition=transition.id,
+        )
+        notify(
+            rollout=rollout,
+            event="transition_applied",
+            severity="info",
+            title=f"Rollout {rollout.key} moved to {transition.to_stage} "
+            f"({transition.to_percent:g} %)",
+            text="Applied by the platform; the plan needs no approval for this step.",
+            dedup=str(transition.id),
+        )
+        publish_on_commit(rollout)
+    return transition
+
+
+def _check_decider(transition: StageTransition, by: Any) -> None:
+    reason = access.why_not_decide(by, transition)
+    if reason:
+        raise DomainError(reason, code="forbidden")
 
 
 def approve_transition(
     *, transition: StageTransition, by: Any, comment: str = ""
 ) -> StageTransition:
-    _check_approver(transition, by)
+    """Re-check the gate on the evidence as it stands now; apply the step,
+    freezing that evidence and what changed since the request."""
+    _check_decider(transition, by)
     if transition.status != StageTransition.Status.PENDING:
         raise DomainError(
             f"Transition {transition.id} is {transition.status}, not pending.", code="conflict"
         )
-    problems = _evidence_still_holds(transition)
-    if problems:
-        from rollout.services.health import invalidate_pending
-
-        invalidate_pending(rollout=transition.rollout, reason="; ".join(problems))
+    rollout = Rollout.objects.select_related("experiment").get(id=transition.rollout_id)
+    view = gate_view(rollout)
+    against = view.against()
+    if against:
+        invalidate_pending(rollout=rollout, reasons=against)
         raise DomainError(
-            "The evidence changed since the request, so the transition was invalidated: "
-            + "; ".join(problems)
-            + ".",
+            "The evidence turned against the step since the request, so the transition was "
+            "invalidated: " + "; ".join(against) + ".",
+            code="conflict",
+        )
+    if (
+        not view.gate.ready
+        or view.gate.to_stage is None
+        or (view.gate.to_stage.name != transition.to_stage)
+    ):
+        raise DomainError(
+            f"The gate to {transition.to_stage} does not hold now: {view.gate.summary()}. "
+            "The request stays pending.",
             code="conflict",
         )
     now = timezone.now()
+    changes = changes_since(transition.evidence, view.frozen)
     with transaction.atomic():
         # Claim: of two approvals racing, exactly one moves the row.
         claimed = StageTransition.objects.filter(
@@ -199,33 +201,29 @@ def approve_transition(
             status=StageTransition.Status.APPLIED,
             decided_by=by,
             decision_comment=comment,
+            decision_evidence={**view.frozen, "changes_since_request": changes},
             decided_at=now,
             applied_at=now,
         )
         if claimed != 1:
             raise DomainError(f"Transition {transition.id} was already decided.", code="conflict")
-        rollout = transition.rollout
-        moved = Rollout.objects.filter(
-            id=rollout.id, state=Rollout.State.ACTIVE, stage=transition.from_stage
-        ).update(
-            stage=transition.to_stage,
-            canary_percent=transition.to_percent,
-            stage_entered_at=now,
-            state=Rollout.State.COMPLETED if transition.to_percent >= 100 else Rollout.State.ACTIVE,
-            updated_at=now,
-        )
-        if moved != 1:
-            raise DomainError(
-                f"Rollout '{rollout.key}' is no longer active at {transition.from_stage}.",
-                code="conflict",
-            )
+        _move(rollout, transition, now)
         rollout.refresh_from_db()
         write_audit(
-            rollout=rollout,
-            action="transition_applied",
+            subject=rollout,
+            action=AuditAction.APPROVED,
             actor=by,
-            message=f"{by.username} approved {transition.from_stage} → {transition.to_stage}; "
-            f"canary share now {transition.to_percent:g} %. {comment}".strip(),
+            message=f"{by.username} approved {transition.from_stage} → {transition.to_stage} "
+            f"({share_change(transition)}). {comment}".strip(),
+            transition=transition.id,
+            changes_since_request=changes,
+        )
+        write_audit(
+            subject=rollout,
+            action=AuditAction.APPLIED,
+            actor=by,
+            message=f"Stage {transition.to_stage} applied: canary share now "
+            f"{transition.to_percent:g} %.",
             transition=transition.id,
         )
         notify(
@@ -237,7 +235,7 @@ def approve_transition(
             text=comment or f"Approved by {by.username}.",
             dedup=str(transition.id),
         )
-        transaction.on_commit(lambda: config_cache.publish(Rollout.objects.get(id=rollout.id)))
+        publish_on_commit(rollout)
     transition.refresh_from_db()
     return transition
 
@@ -245,7 +243,7 @@ def approve_transition(
 def reject_transition(
     *, transition: StageTransition, by: Any, comment: str = ""
 ) -> StageTransition:
-    _check_approver(transition, by)
+    _check_decider(transition, by)
     now = timezone.now()
     with transaction.atomic():
         claimed = StageTransition.objects.filter(
@@ -262,8 +260,8 @@ def reject_transition(
                 f"Transition {transition.id} is {transition.status}, not pending.", code="conflict"
             )
         write_audit(
-            rollout=transition.rollout,
-            action="transition_rejected",
+            subject=transition.rollout,
+            action=AuditAction.REJECTED,
             actor=by,
             message=f"{by.username} rejected {transition.from_stage} → {transition.to_stage}. "
             f"{comment}".strip(),
@@ -281,22 +279,47 @@ def reject_transition(
     return transition
 
 
-def propose_if_ready(*, rollout: Rollout) -> StageTransition | None:
-    """The platform proposes the next stage when the gate holds and nothing
-    is pending; an executive still approves it."""
-    if rollout.state != Rollout.State.ACTIVE or rollout.next_stage() is None:
-        return None
-    if rollout.transitions.filter(status=StageTransition.Status.PENDING).exists():
-        return None
-    ok, _, _ = gate(rollout)
-    if not ok:
-        return None
-    try:
-        return request_transition(
-            rollout=rollout,
-            to_stage=rollout.next_stage()["name"],  # type: ignore[index]
-            proposed_by_platform=True,
-            comment="Proposed by the platform: the gate holds.",
+def invalidate_pending(*, rollout: Rollout, reasons: list[str]) -> int:
+    """Invalidate the pending transition because the evidence turned against it."""
+    reason = "; ".join(reasons)
+    now = timezone.now()
+    count = 0
+    with transaction.atomic():
+        pending = list(
+            StageTransition.objects.select_for_update().filter(
+                rollout=rollout, status=StageTransition.Status.PENDING
+            )
         )
-    except DomainError:
-        return None
+        for transition in pending:
+            claimed = StageTransition.objects.filter(
+                id=transition.id, status=StageTransition.Status.PENDING
+            ).update(
+                status=StageTransition.Status.INVALIDATED,
+                invalidation_reason=reason[:2000],
+                decided_at=now,
+            )
+            if not claimed:
+                continue
+            count += 1
+            write_audit(
+                subject=rollout,
+                action=AuditAction.INVALIDATED,
+                message=f"Transition {transition.from_stage} → {transition.to_stage} "
+                f"invalidated: {reason}",
+                transition=transition.id,
+                reasons=reasons,
+            )
+            notify(
+                rollout=rollout,
+                event="transition_invalidated",
+                severity="warning",
+                title=f"Rollout {rollout.key}: pending transition to {transition.to_stage} "
+                "invalidated",
+                text=reason,
+                dedup=str(transition.id),
+            )
+    return count
+
+
+def pending_of(rollout: Rollout) -> StageTransition | None:
+    return rollout.transitions.filter(status=StageTransition.Status.PENDING).first()

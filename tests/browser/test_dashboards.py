@@ -39,12 +39,24 @@ def test_an_executive_approves_the_pending_transition_in_the_browser(
     shoot(page, "overview")
     page.click("#approvals a")
     page.wait_for_selector("#pending")
-    assert "ab → full" in page.locator("#pending").inner_text()
-    assert "Evidence frozen at the request" in page.locator("#pending").inner_text()
+    pending = page.locator("#pending").inner_text()
+    assert "ab → full" in pending
+    assert "Frozen at the request" in pending and "Now" in pending  # side by side
+    assert "50 % → 100 % of mentees" in page.locator("#share-change").inner_text()
+    checks = page.locator("#gate-checks").inner_text()
+    assert "experiment" in checks and "approval" in checks
     shoot(page, "rollout-pending")
     page.fill("#comment", "Adoption and completion are up; ship it.")
+    asked = []
+
+    def answer(dialog):
+        asked.append(dialog.message)
+        dialog.accept()
+
+    page.once("dialog", answer)
     page.click("#approve")
     page.wait_for_selector(".messages")
+    assert asked and "50 % → 100 % of mentees" in asked[0]
     assert "approved and applied" in page.locator(".messages").inner_text()
     assert page.locator(".pipeline li.current").get_attribute("data-stage") == "full"
     assert page.locator("#canary-share").inner_text() == "100 %"
@@ -53,7 +65,26 @@ def test_an_executive_approves_the_pending_transition_in_the_browser(
     assert "ship it" in timeline
     shoot(page, "rollout-approved")
     rollout = Rollout.objects.get(key=ROLLOUT_KEY)
-    assert (rollout.stage, rollout.state) == ("full", "completed")
+    # 100 % serves every mentee the new version; the platform completes the
+    # rollout once the full stage has been watched for its minimum time.
+    assert (rollout.stage, rollout.state) == ("full", "active")
+
+
+def test_a_dismissed_confirmation_changes_nothing_and_an_accepted_one_pauses(
+    page, live_server, phase4
+):
+    log_in(page, live_server.url, "pm", "pm-demo-pass")
+    page.goto(f"{live_server.url}/rollouts/{ROLLOUT_KEY}/")
+    assert "What's next" in page.locator("#next").inner_text()
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.click("#action-pause")
+    assert Rollout.objects.get(key=ROLLOUT_KEY).state == "active"
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#action-pause")
+    page.wait_for_selector(".messages")
+    assert "paused" in page.locator(".messages").inner_text().lower()
+    assert Rollout.objects.get(key=ROLLOUT_KEY).state == "paused"
+    assert page.locator("#action-resume").count() == 1
 
 
 def test_a_product_manager_sees_no_approve_button_and_cannot_post_one(page, live_server, phase4):
@@ -85,8 +116,8 @@ def test_every_chart_renders_an_svg(page, live_server, phase4, shoot):
         for i in range(charts.count()):
             charts.nth(i).locator("svg.main-svg").first.wait_for(timeout=10_000)
         shoot(page, name)
-    page.goto(f"{live_server.url}/audit/?rollout={ROLLOUT_KEY}")
-    assert "transition_requested" in page.content()
+    page.goto(f"{live_server.url}/audit/?object_type=rollout&object_key={ROLLOUT_KEY}")
+    assert "Stage transition requested" in page.content()
     shoot(page, "audit")
 
 

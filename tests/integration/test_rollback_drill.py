@@ -6,8 +6,10 @@ import time
 import pytest
 from django.conf import settings
 
+from common.audit import audit_of
+from common.models import AuditAction
 from rollout import config_cache, metrics_store, router
-from rollout.models import AuditEntry, NotificationChannel, Rollout
+from rollout.models import NotificationChannel, Rollout
 from tests.factories import make_rollout
 from tests.integration.worker import celery_worker, wait_for
 
@@ -42,7 +44,7 @@ def test_a_failing_canary_is_rolled_back_within_30_seconds(redis_url, postgres, 
     assert rollout.canary_percent == 0
     config_cache.clear_local()
     assert {router.route(rollout.key, f"mentee-{i}").version for i in range(2000)} == {"stable"}
-    assert AuditEntry.objects.filter(rollout=rollout, action__startswith="rollback").count() == 1
+    assert audit_of(rollout).filter(action=AuditAction.ROLLED_BACK).count() == 1
     assert len(receiver.requests) == 1
     message = receiver.requests[0].body
     assert "rolled back automatically" in message["text"]
