@@ -37,5 +37,5 @@ clean:
 	rm -rf $(VENV) data staticfiles .pytest_cache .ruff_cache .mypy_cache
 
 PURE_MODULES := common/errors.py config/env.py experiments/hashing.py experiments/stats.py \
-	rollout/histogram.py rollout/health.py rollout/plan.py conversations/memory.py conversations/responders \
+	rollout/histogram.py rollout/health.py rollout/comparison.py rollout/wording.py rollout/plan.py conversations/memory.py conversations/responders \
 	recommendations/engines recommendations/demo_data.py conversations/engine.py

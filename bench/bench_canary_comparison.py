@@ -33,13 +33,15 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rollout.health import (
+from rollout.comparison import (
     DEFAULT_COMPARISON,
     ComparisonPolicy,
     compare_canary_with_stable,
     error_rate_z,
-    evaluate_health,
     normal_sf,
+)
+from rollout.health import (
+    evaluate_health,
 )
 from rollout.histogram import GAMMA, LatencyHistogram, RequestTally
 

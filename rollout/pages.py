@@ -42,13 +42,14 @@ def latest_verdicts(rollout_ids: list[int]) -> dict[int, HealthVerdict]:
 
 def pending_for(user) -> list[StageTransition]:
     """Pending transitions this user may decide (not their own requests)."""
-    if not user.has_perm("rollout.approve_transition"):
+    if not access.is_executive(user):
         return []
-    return list(
-        StageTransition.objects.filter(status=StageTransition.Status.PENDING)
-        .exclude(requested_by=user)
-        .select_related("rollout", "requested_by")
-    )
+    pending = StageTransition.objects.filter(status=StageTransition.Status.PENDING)
+    return [
+        t
+        for t in pending.select_related("rollout", "requested_by")
+        if access.may_decide(user, t)
+    ]
 
 
 @login_required

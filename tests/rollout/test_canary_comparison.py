@@ -9,17 +9,19 @@ import pytest
 from scipy import stats
 from statsmodels.stats import proportion as sm_proportion
 
-from rollout.health import (
+from rollout.comparison import (
     DEFAULT_COMPARISON,
-    Action,
     ComparisonPolicy,
-    Verdict,
     compare_canary_with_stable,
     error_rate_z,
-    evaluate_health,
     latency_margin_buckets,
     mann_whitney_z,
     normal_sf,
+)
+from rollout.health import (
+    Action,
+    Verdict,
+    evaluate_health,
 )
 from rollout.histogram import GAMMA, ZERO_BUCKET, LatencyHistogram, RequestTally, bucket_value
 
