@@ -1,11 +1,20 @@
 """Liveness of the parts the platform needs: database, cache and broker, each
-checked on its own so that /healthz says which one is down."""
+checked on its own so that /healthz says which one is down, and the age of the
+beat's last tick.
+
+Each part is `ok`, `degraded` or `down`: a required part that fails is down
+(and so is the whole); the beat is degraded when it has not ticked for three
+heartbeat intervals, which degrades the whole but never takes it down (a page
+must not fail because no worker runs yet). Each part's report also carries the
+details (timings, backend, the exception's text) that only staff are shown:
+they name hosts and ports."""
 
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
@@ -13,14 +22,16 @@ from django.utils import timezone
 from common.models import WorkerHeartbeat
 
 BROKER_TIMEOUT_SECONDS = 2.0
+OK, DEGRADED, DOWN = "ok", "degraded", "down"
+STALE_BEAT_INTERVALS = 3
 
 
 def _timed(check: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     started = time.perf_counter()
     try:
-        result = {"status": "ok", **check()}
+        result = {"status": OK, **check()}
     except Exception as exc:  # every failure is reported, none is raised
-        result = {"status": "error", "error": f"{type(exc).__name__}: {exc}"[:300]}
+        result = {"status": DOWN, "error": f"{type(exc).__name__}: {exc}"[:300]}
     result["ms"] = round((time.perf_counter() - started) * 1000, 2)
     return result
 
@@ -56,10 +67,13 @@ def _beat() -> dict[str, Any]:
         .first()
     )
     if latest is None:
-        return {"last_tick": None}
+        return {"status": DEGRADED, "last_tick": None}
+    age = timezone.now() - latest
+    stale = age > STALE_BEAT_INTERVALS * settings.HEARTBEAT_INTERVAL
     return {
+        "status": DEGRADED if stale else OK,
         "last_tick": latest.isoformat(),
-        "age_seconds": round((timezone.now() - latest).total_seconds(), 1),
+        "age_seconds": round(age.total_seconds(), 1),
     }
 
 
@@ -70,11 +84,19 @@ REQUIRED_CHECKS: dict[str, Callable[[], dict[str, Any]]] = {
 }
 
 
-def run_checks() -> tuple[bool, dict[str, Any]]:
-    """(all required parts ok, per-part report). The beat tick is reported for
-    information only: a page must not fail because no worker runs yet."""
+def run_checks() -> tuple[str, dict[str, Any]]:
+    """(the whole's status, per-part report with details). The beat is read
+    only when the database answers; reading it failing degrades, never downs."""
     report = {name: _timed(check) for name, check in REQUIRED_CHECKS.items()}
-    healthy = all(part["status"] == "ok" for part in report.values())
-    if report["database"]["status"] == "ok":
+    if report["database"]["status"] == OK:
         report["beat"] = _timed(_beat)
-    return healthy, report
+        if report["beat"]["status"] == DOWN:
+            report["beat"]["status"] = DEGRADED
+    statuses = {part["status"] for part in report.values()}
+    overall = DOWN if DOWN in statuses else DEGRADED if DEGRADED in statuses else OK
+    return overall, report
+
+
+def status_only(report: dict[str, Any]) -> dict[str, Any]:
+    """The report without details, for anyone who is not staff."""
+    return {name: {"status": part["status"]} for name, part in report.items()}

@@ -14,3 +14,13 @@ def has_perm(codename: str) -> type[BasePermission]:
 
     HasPerm.__name__ = f"HasPerm[{codename}]"
     return HasPerm
+
+
+# Reading the audit log (API, pages, exports): product managers and executives
+# (common migration 0004), superusers; not the integrations' tokens.
+AUDIT_READ_PERMISSION = "common.view_auditentry"
+CanReadAudit = has_perm(AUDIT_READ_PERMISSION)
+
+
+def may_read_audit(user) -> bool:
+    return bool(user is not None and user.is_authenticated and user.has_perm(AUDIT_READ_PERMISSION))

@@ -11,7 +11,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_int, env_list, env_str
+from config.env import env_bool, env_int, env_list, env_rate, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "data")))
@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "axes",
     "common",
     "experiments",
     "rollout",
@@ -72,6 +73,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "rollout.middleware.RequestMetricsMiddleware",
+    # Last: turns django-axes' lock-out decision into the login page's answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -150,9 +153,10 @@ else:
     # connection; a write never waits for the worker's write lock.
     # Weak points: one machine only, on a local disk (a write is a temporary file
     # renamed over the entry, atomic within one local filesystem); add/incr are
-    # not atomic across processes (read, then write; nothing here counts in the
-    # cache); every write lists the folder, and beyond MAX_ENTRIES (300) it deletes
-    # a random third of the entries (an evicted configuration is read again from
+    # not atomic across processes (read, then write: the API rate limits, the one
+    # counter kept here, can admit somewhat more than their rate); every write
+    # lists the folder, and beyond MAX_ENTRIES (300) it deletes a random third
+    # of the entries (an evicted configuration is read again from
     # the database); values are pickled, so the folder must be as private as the
     # SQLite file.
     CACHES = {
@@ -205,6 +209,35 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Login lock-out (django-axes): after LOGIN_FAILURE_LIMIT failed logins for one
+# username, or from one client address, every login of that username or from
+# that address is refused, the right password too, until LOGIN_COOLOFF_MINUTES
+# after the last attempt (a failure during the lock-out starts the cool-off
+# again). The failures are rows in the database (axes' database handler): shared
+# by every process on both set-ups, where the embedded file cache could not
+# count atomically. A success does not reset the counts (AXES_RESET_ON_SUCCESS
+# off), so an attacker cannot clear an address's failures by logging in to an
+# account of their own in between.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = False
+AXES_CLIENT_IP_CALLABLE = "common.throttling.client_address"
+AXES_LOCKOUT_CALLABLE = "common.login.locked_out"
+# Reverse proxies in front of the app that append to X-Forwarded-For: the client
+# address of the API rate limits and the login lock-out (common.throttling).
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+
+# Request bodies: the contract's largest batch, 10 000 events with 128-character
+# event ids and 200-character unit ids, is ≈ 4.3 MB of JSON, above Django's
+# 2.5 MiB default; 8 MiB leaves room for it. A larger body answers a JSON 413
+# that names this limit (common.api.too_large_body).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 2**20
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
@@ -220,9 +253,29 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "common.api.exception_handler",
+    # Strict, depth-bounded JSON (common.validation.parse_json); batch endpoints
+    # use common.api.LenientJSONParser to refuse a NaN per item instead.
+    "DEFAULT_PARSER_CLASSES": [
+        "common.api.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     # `?format=` belongs to the report endpoint (md|csv|json), not to content negotiation.
     "URL_FORMAT_OVERRIDE": None,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Rate limits (common.throttling): per token or logged-in user, and per client
+    # address for anonymous requests; 429 with Retry-After over the limit. The
+    # front end's one token carries every mentee's v2 requests, so its rate must
+    # stay above the product's peak; the lean assignment endpoint has its own.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "common.throttling.TokenRateThrottle",
+        "common.throttling.AnonymousRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "api": env_rate("API_THROTTLE_RATE", "60000/min"),
+        "anon": env_rate("API_ANON_THROTTLE_RATE", "600/min"),
+        "assignments": env_rate("ASSIGNMENT_THROTTLE_RATE", "600000/min"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "ion-mentoring rollout & experiment platform",
@@ -299,7 +352,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "axes.apps": {"level": "WARNING"},  # its start-up banner, at every command
+    },
 }
 
 # Conversation responder -------------------------------------------------------------

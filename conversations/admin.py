@@ -3,8 +3,23 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from common.errors import DomainError
+from conversations.access import may_access_mentee_data
 from conversations.models import ConversationSession, MemoryFact, Summary, Turn
 from conversations.services import sessions
+
+
+class MenteeDataAdmin(admin.ModelAdmin):
+    """What a mentee said and what is remembered about them: shown only to those who may
+    read a mentee's data (conversations.access), whatever model permissions they hold."""
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return may_access_mentee_data(request.user)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return may_access_mentee_data(request.user) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return may_access_mentee_data(request.user) and super().has_delete_permission(request, obj)
 
 
 @admin.register(ConversationSession)
@@ -48,7 +63,7 @@ class ConversationSessionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Turn)
-class TurnAdmin(admin.ModelAdmin):
+class TurnAdmin(MenteeDataAdmin):
     list_display = (
         "id", "session", "index", "role", "short_text", "latency_ms", "tokens", "context_tokens",
         "backend", "degraded", "created_at",
@@ -65,14 +80,14 @@ class TurnAdmin(admin.ModelAdmin):
 
 
 @admin.register(Summary)
-class SummaryAdmin(admin.ModelAdmin):
+class SummaryAdmin(MenteeDataAdmin):
     list_display = ("session", "up_to_index", "updated_at")
     list_select_related = ("session",)
     raw_id_fields = ("session",)
 
 
 @admin.register(MemoryFact)
-class MemoryFactAdmin(admin.ModelAdmin):
+class MemoryFactAdmin(MenteeDataAdmin):
     list_display = ("user_id", "key", "value", "confidence", "source_turn", "updated_at")
     list_filter = ("key",)
     search_fields = ("user_id", "value")

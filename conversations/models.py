@@ -54,6 +54,13 @@ class ConversationSession(models.Model):
 
     class Meta:
         ordering = ["-started_at"]
+        # conversations.access: who may read and erase a mentee's memory and transcripts.
+        permissions = [
+            (
+                "access_mentee_data",
+                "Can read and erase a mentee's memory facts and conversation transcripts",
+            )
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["user_id", "topic"],

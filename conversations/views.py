@@ -14,8 +14,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.api import query_text
 from common.permissions import has_perm
 from conversations import routing, selectors, serializers
+from conversations.access import CanAccessMenteeData
+from conversations.models import USER_ID_MAX_LENGTH
 from conversations.services import memory_store, sessions, turns
 
 CanSendData = has_perm("experiments.send_data")
@@ -57,6 +60,10 @@ class SessionStartView(ConversationView):
 
 
 class SessionDetailView(ConversationView):
+    """The transcript: only for those who may read a mentee's data (conversations.access)."""
+
+    permission_classes = [CanAccessMenteeData]
+
     @extend_schema(
         operation_id="v2_conversations_retrieve",
         parameters=[USER_ID_PARAMETER],
@@ -141,14 +148,27 @@ class SessionFeedbackView(ConversationView):
 
 
 class UserMemoryView(ConversationView):
+    """What is remembered about a mentee, and its erasure: only for those who may read a
+    mentee's data (conversations.access)."""
+
+    permission_classes = [CanAccessMenteeData]
+
     @extend_schema(operation_id="v2_users_memory_retrieve", responses=serializers.MemorySerializer)
     def get(self, request: Request, user_id: str) -> Response:
+        user_id = _path_user_id(user_id)
         routing.route_conversation(request, user_id)
         facts = selectors.user_facts(user_id=user_id)
         return Response(serializers.MemorySerializer({"user_id": user_id, "facts": facts}).data)
 
     @extend_schema(operation_id="v2_users_memory_destroy", responses={204: None})
     def delete(self, request: Request, user_id: str) -> Response:
+        user_id = _path_user_id(user_id)
         routing.route_conversation(request, user_id)
         memory_store.delete_user_memory(user_id=user_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _path_user_id(raw: str) -> str:
+    """The user id of the path, through the same boundary as a body's (400 for a NUL
+    byte or an over-long id)."""
+    return query_text(raw, name="user_id", max_length=USER_ID_MAX_LENGTH)

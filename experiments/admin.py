@@ -18,20 +18,33 @@ class MetricAdmin(admin.ModelAdmin):
 
 
 class VariantFormSet(BaseInlineFormSet):
-    """The admin obeys the service's rules: two variants or more, exactly one control."""
+    """The admin obeys the service's rules (lifecycle.check_variants): two
+    variants or more, exactly one control, weights in (0, 1e6], payloads that
+    can be stored."""
 
     def clean(self):
         super().clean()
+        if any(form.errors for form in self.forms):
+            return  # each form shows its own errors first
         kept = [
             form.cleaned_data
             for form in self.forms
             if form.cleaned_data and not form.cleaned_data.get("DELETE")
         ]
-        if len(kept) < 2:
-            raise ValidationError("An experiment needs at least two variants.")
-        controls = sum(1 for data in kept if data.get("is_control"))
-        if controls != 1:
-            raise ValidationError(f"Exactly one variant must be the control; got {controls}.")
+        try:
+            lifecycle.check_variants(
+                [
+                    lifecycle.VariantSpec(
+                        key=data.get("key") or "",
+                        weight=data.get("weight") if data.get("weight") is not None else 1.0,
+                        is_control=bool(data.get("is_control")),
+                        payload=data.get("payload") if data.get("payload") is not None else {},
+                    )
+                    for data in kept
+                ]
+            )
+        except DomainError as exc:
+            raise ValidationError(exc.message) from exc
 
 
 class VariantInline(admin.TabularInline):

@@ -10,17 +10,35 @@ field access), chosen by `_dialect`.
 
 from __future__ import annotations
 
+import logging
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection
+from django.db import DataError, connection, transaction
 from django.db.models import Count
 
+from common.errors import DomainError
 from experiments.models import Exposure, Metric
 
 OTHER_SEGMENT = "other"
 MAX_SEGMENTS = 20
+# Sums beyond this cannot go through the statistics (their squares, and the
+# fourth powers of the standard errors, would overflow a double). Values that
+# pass ingestion (±1e15) stay far below it.
+MAX_SAFE_SUM = 1e100
+
+logger = logging.getLogger(__name__)
+
+
+class UnusableData(DomainError):
+    """Stored data that the analysis cannot use (e.g. event values whose sums
+    overflow, stored before ingestion bounded them): a 409 for the API; the
+    periodic task logs it and goes on with the other experiments."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="conflict")
 
 
 @dataclass(frozen=True)
@@ -131,22 +149,43 @@ def metric_sums(
     )
     params = [*segment_params, metric.id, *lower_params, *event_params, *scope_params]
     result: dict[tuple[str | None, int], ArmSums] = {}
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        for row in cursor.fetchall():
-            seg, variant_id, n, total, squares, *cov = row
-            sums = ArmSums(int(n), float(total or 0), float(squares or 0))
-            if cuped:
-                sums = ArmSums(
-                    sums.n,
-                    sums.total,
-                    sums.squares,
-                    float(cov[0] or 0),
-                    float(cov[1] or 0),
-                    float(cov[2] or 0),
-                )
-            result[(seg, variant_id)] = sums
+    try:
+        # A savepoint: an overflow refused by PostgreSQL must not break the
+        # caller's transaction.
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+    except DataError as exc:
+        raise _unusable(experiment_id, metric, f"the database refused the sums: {exc}") from exc
+    for row in rows:
+        if not all(
+            v is None or (math.isfinite(float(v)) and abs(float(v)) <= MAX_SAFE_SUM)
+            for v in row[3:]
+        ):
+            raise _unusable(experiment_id, metric, "the sums of its event values overflow")
+        seg, variant_id, n, total, squares, *cov = row
+        sums = ArmSums(int(n), float(total or 0), float(squares or 0))
+        if cuped:
+            sums = ArmSums(
+                sums.n,
+                sums.total,
+                sums.squares,
+                float(cov[0] or 0),
+                float(cov[1] or 0),
+                float(cov[2] or 0),
+            )
+        result[(seg, variant_id)] = sums
     return result
+
+
+def _unusable(experiment_id: int, metric: Metric, why: str) -> UnusableData:
+    logger.warning(
+        "experiment %s, metric %s cannot be aggregated: %s", experiment_id, metric.key, why
+    )
+    return UnusableData(
+        f"Metric '{metric.key}' cannot be analysed: {why} (events stored with values "
+        "out of range; remove them, then analyse again)."
+    )
 
 
 def exposure_counts(

@@ -225,6 +225,10 @@ def normalise_weights(weights: Sequence[float]) -> list[float]:
     if any(not math.isfinite(value) or value < 0 for value in values):
         raise ValueError(f"weights must be finite and non-negative, got {list(weights)!r}")
     total = _js_sum(values)
+    if math.isinf(total):  # finite weights whose sum overflows (1e308 twice): scale first
+        top = max(values)
+        values = [value / top for value in values]
+        total = _js_sum(values)
     if total <= 0:
         raise ValueError(f"weights must not all be zero, got {list(weights)!r}")
     if abs(total - 1.0) <= _UNIT_SUM_TOLERANCE:

@@ -1,10 +1,12 @@
 """Dashboard pages of experiments (server-rendered, login required)."""
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from common import validation
 from common.errors import DomainError
 from common.selectors import newest_per_parent
 from experiments import charts, selectors
@@ -58,10 +60,19 @@ def experiment_detail(request: HttpRequest, key: str) -> HttpResponse:
                 "history_id": f"fig-history-{metric['metric']}",
             }
         )
-    segment = request.GET.get("segment", "")
     breakdown = None
+    try:
+        segment = validation.query_text(
+            request.GET.get("segment"), max_length=segments.MAX_ATTRIBUTE_LENGTH
+        )
+    except validation.Invalid as exc:
+        messages.error(request, f"Segment attribute: {exc.message}")
+        segment = ""
     if segment and snapshot:
-        breakdown = segments.segment_results(experiment=experiment, attribute=segment[:64])
+        try:
+            breakdown = segments.segment_results(experiment=experiment, attribute=segment)
+        except DomainError as exc:  # stored data the analysis cannot use
+            messages.error(request, exc.message)
     primary = [m for m in metrics if m["result"]["role"] == "primary"]
     needed = max(
         (c.get("units_needed") or 0 for m in primary for c in m["result"]["comparisons"]),

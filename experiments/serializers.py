@@ -3,6 +3,14 @@
 from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
+from common import validation
+from common.api import (
+    AttributesField,
+    BoundedFloatField,
+    JSONDocumentField,
+    TimestampField,
+    WeightField,
+)
 from common.api import AuditEntrySerializer as BaseAuditEntrySerializer
 from experiments.models import (
     KEY_MAX_LENGTH,
@@ -32,14 +40,9 @@ class MetricSerializer(serializers.ModelSerializer):
 class VariantInputSerializer(serializers.Serializer):
     key = serializers.SlugField(max_length=KEY_MAX_LENGTH)
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-    weight = serializers.FloatField(default=1.0)
+    weight = WeightField(default=1.0)
     is_control = serializers.BooleanField(default=False)
-    payload = serializers.JSONField(required=False, default=dict)
-
-    def validate_weight(self, value: float) -> float:
-        if not value > 0 or value == float("inf"):
-            raise serializers.ValidationError("Must be a finite number greater than 0.")
-        return value
+    payload = JSONDocumentField(required=False, default=dict)
 
 
 class ExperimentMetricInputSerializer(serializers.Serializer):
@@ -47,7 +50,7 @@ class ExperimentMetricInputSerializer(serializers.Serializer):
     role = serializers.ChoiceField(
         choices=ExperimentMetric.Role.choices, default=ExperimentMetric.Role.PRIMARY
     )
-    min_effect = serializers.FloatField(required=False, allow_null=True, default=None)
+    min_effect = BoundedFloatField(required=False, allow_null=True, default=None)
 
 
 class ExperimentCreateSerializer(serializers.Serializer):
@@ -113,34 +116,43 @@ class ExperimentSerializer(serializers.ModelSerializer):
 class AssignmentInputSerializer(serializers.Serializer):
     experiment = serializers.SlugField(max_length=KEY_MAX_LENGTH)
     unit_id = serializers.CharField(max_length=UNIT_ID_MAX_LENGTH)
-    attributes = serializers.DictField(required=False, default=dict)
+    attributes = AttributesField(required=False, default=dict)
 
 
 def parse_assignment(data: object) -> tuple[str, str, dict]:
-    """The fields of AssignmentInputSerializer, checked by hand: this endpoint
-    is the hottest of all and a DRF serializer costs more than the assignment.
-    Same rules and messages as the serializer."""
+    """The fields of AssignmentInputSerializer, checked by hand with the same
+    checks (common.validation): this endpoint is the hottest of all and a DRF
+    serializer costs more than the assignment."""
     if not isinstance(data, dict):
         raise serializers.ValidationError({"non_field_errors": ["Expected a JSON object."]})
     errors: dict[str, list[str]] = {}
-    experiment = data.get("experiment")
-    if not isinstance(experiment, str) or not experiment:
-        errors["experiment"] = ["This field is required."]
-    elif len(experiment) > KEY_MAX_LENGTH:
-        errors["experiment"] = [f"Ensure this field has no more than {KEY_MAX_LENGTH} characters."]
-    unit_id = data.get("unit_id")
-    if isinstance(unit_id, int) and not isinstance(unit_id, bool):
-        unit_id = str(unit_id)
-    if not isinstance(unit_id, str) or not unit_id.strip():
-        errors["unit_id"] = ["This field is required."]
-    elif len(unit_id) > UNIT_ID_MAX_LENGTH:
-        errors["unit_id"] = [f"Ensure this field has no more than {UNIT_ID_MAX_LENGTH} characters."]
-    attributes = data.get("attributes") or {}
-    if not isinstance(attributes, dict):
-        errors["attributes"] = ["Expected a JSON object."]
+    experiment = unit_id = ""
+    attributes: dict = {}
+    try:
+        experiment = validation.check_text(data.get("experiment"), max_length=KEY_MAX_LENGTH)
+    except validation.Invalid as exc:
+        errors["experiment"] = [exc.message]
+    try:
+        unit_id = validation.check_text(
+            data.get("unit_id"), max_length=UNIT_ID_MAX_LENGTH, numbers_as_text=True
+        )
+    except validation.Invalid as exc:
+        errors["unit_id"] = [exc.message]
+    try:
+        attributes = _attributes(data.get("attributes"))
+    except validation.Invalid as exc:
+        errors["attributes"] = [exc.message]
     if errors:
         raise serializers.ValidationError(errors)
-    return experiment, unit_id, attributes  # type: ignore[return-value]
+    return experiment, unit_id, attributes
+
+
+def _attributes(raw: object) -> dict:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise validation.Invalid("Expected a JSON object.")
+    return validation.check_json(raw)
 
 
 class AssignmentOutputSerializer(serializers.Serializer):
@@ -186,11 +198,11 @@ class EventItemSerializer(serializers.Serializer):
     )
     unit_id = serializers.CharField(max_length=UNIT_ID_MAX_LENGTH)
     metric = serializers.CharField(max_length=KEY_MAX_LENGTH)
-    value = serializers.FloatField(default=1, help_text="Finite number; default 1.")
-    timestamp = serializers.DateTimeField(
+    value = BoundedFloatField(default=1, help_text="Finite number within ±1e15; default 1.")
+    timestamp = TimestampField(
         required=False,
         help_text="ISO 8601 (UTC when no offset) or epoch seconds; default now; "
-        "at most 24 h in the future.",
+        "from 2000-01-01 to at most 24 h in the future.",
     )
 
 
@@ -202,8 +214,10 @@ class ExposureItemSerializer(serializers.Serializer):
     experiment = serializers.CharField(max_length=KEY_MAX_LENGTH)
     unit_id = serializers.CharField(max_length=UNIT_ID_MAX_LENGTH)
     variant = serializers.CharField(max_length=KEY_MAX_LENGTH)
-    timestamp = serializers.DateTimeField(required=False)
-    attributes = serializers.DictField(required=False)
+    timestamp = TimestampField(required=False)
+    attributes = AttributesField(
+        required=False, help_text="A JSON object, at most 20 levels deep; finite numbers."
+    )
 
 
 class ExposureBatchSerializer(serializers.Serializer):

@@ -786,8 +786,12 @@ def srm_check(
         w = np.asarray([float(x) for x in weights], dtype=np.float64)
         if w.shape != (k,):
             raise ValueError("weights must have one entry per arm")
-        if not np.all(np.isfinite(w)) or np.any(w < 0.0) or w.sum() <= 0.0:
+        if not np.all(np.isfinite(w)) or np.any(w < 0.0) or not np.any(w > 0.0):
             raise ValueError("weights must be finite, ≥ 0 and not all zero")
+        with np.errstate(over="ignore"):
+            overflows = not math.isfinite(float(w.sum()))
+        if overflows:  # finite weights whose sum overflows (1e308 twice): scale first
+            w = w / w.max()
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold must be in (0, 1), got {threshold!r}")
 

@@ -1,9 +1,14 @@
 """Thin tasks: take ids, call a service, own the retry policy."""
 
+import logging
+
 from celery import shared_task
 
+from common.errors import DomainError
 from experiments.models import Experiment
 from experiments.services import analysis
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="experiments.analyse_running_experiments")
@@ -13,7 +18,10 @@ def analyse_running_experiments() -> int:
         Experiment.objects.filter(status=Experiment.Status.RUNNING).values_list("id", flat=True)
     )
     for experiment_id in ids:
-        analyse_experiment.delay(experiment_id)
+        try:
+            analyse_experiment.delay(experiment_id)
+        except Exception:  # eager mode runs it here: one experiment never stops the rest
+            logger.exception("analysis of experiment %s failed", experiment_id)
     return len(ids)
 
 
@@ -24,5 +32,11 @@ def analyse_running_experiments() -> int:
     max_retries=3,
 )
 def analyse_experiment(experiment_id: int) -> int | None:
-    snapshot = analysis.analyse_if_changed(experiment_id=experiment_id)
+    """Analyse one experiment; data it cannot use (aggregation.UnusableData) is
+    logged and not retried: retrying would meet the same rows."""
+    try:
+        snapshot = analysis.analyse_if_changed(experiment_id=experiment_id)
+    except DomainError as exc:
+        logger.warning("experiment %s not analysed: %s", experiment_id, exc.message)
+        return None
     return snapshot.id if snapshot else None

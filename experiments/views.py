@@ -9,14 +9,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from common.api import LenientJSONParser
+from common.api import LenientJSONParser, query_text
 from common.audit import audit_of
 from common.errors import DomainError
 from common.lean_api import lean_json_endpoint
-from common.permissions import has_perm
+from common.permissions import CanReadAudit, has_perm
+from common.throttling import AssignmentRateThrottle
 from experiments import report, selectors, serializers
 from experiments.hashing import normalise_weights
-from experiments.models import COMPARISON_NUMBERS, Snapshot, SnapshotMetric
+from experiments.models import COMPARISON_NUMBERS, Experiment, Snapshot, SnapshotMetric
 from experiments.services import analysis, assignment, ingestion, lifecycle, segments
 
 CanSendData = has_perm("experiments.send_data")
@@ -63,8 +64,14 @@ class ExperimentListCreateView(APIView):
     @extend_schema(responses=serializers.ExperimentSerializer(many=True))
     def get(self, request: Request) -> Response:
         experiments = selectors.experiments_with_details()
-        if request.query_params.get("status"):
-            experiments = experiments.filter(status=request.query_params["status"])
+        wanted = query_text(request.query_params.get("status"), name="status", max_length=16)
+        if wanted:
+            if wanted not in Experiment.Status.values:
+                raise DomainError(
+                    f"status must be one of {', '.join(Experiment.Status.values)}.",
+                    field="status",
+                )
+            experiments = experiments.filter(status=wanted)
         return Response(serializers.ExperimentSerializer(experiments, many=True).data)
 
     @extend_schema(
@@ -145,6 +152,7 @@ class ExperimentStopView(APIView):
 class ExperimentAuditView(APIView):
     """The newest 500 audit entries of an experiment, newest first."""
 
+    permission_classes = [CanReadAudit]
     limit = 500
 
     @extend_schema(responses=serializers.AuditEntrySerializer(many=True))
@@ -198,7 +206,9 @@ def _assign(request, body) -> dict:
 
 
 assignment_endpoint = lean_json_endpoint(
-    permission="experiments.send_data", schema_view=AssignmentView
+    permission="experiments.send_data",
+    schema_view=AssignmentView,
+    throttle=AssignmentRateThrottle,
 )(_assign)
 
 
@@ -347,8 +357,12 @@ class SegmentsView(APIView):
 
     @extend_schema(responses=dict)
     def get(self, request: Request, key: str) -> Response:
-        attribute = request.query_params.get("attribute", "")
-        if not attribute or len(attribute) > segments.MAX_ATTRIBUTE_LENGTH:
+        attribute = query_text(
+            request.query_params.get("attribute"),
+            name="attribute",
+            max_length=segments.MAX_ATTRIBUTE_LENGTH,
+        )
+        if not attribute:
             raise DomainError(
                 "Give the exposure attribute to break down by, e.g. ?attribute=platform.",
                 field="attribute",

@@ -11,10 +11,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common import validation
 from common.api import LenientJSONParser
 from common.audit import audit_of
 from common.errors import DomainError
-from common.permissions import has_perm
+from common.permissions import CanReadAudit, has_perm
 from experiments.models import Experiment
 from rollout import router, selectors, serializers
 from rollout.plan import LIVE_STATES
@@ -308,12 +309,17 @@ class MetricsView(APIView):
                 raise DomainError(
                     "since needs a UTC offset, e.g. 2026-11-26T10:00:00Z.", field="since"
                 )
+            try:
+                parsed = validation.check_timestamp(parsed, now=timezone.now())
+            except validation.Invalid as exc:
+                raise DomainError(f"since {exc.message}.", field="since") from exc
         return Response({"rollout": key, **selectors.metric_series(rollout, since=parsed)})
 
 
 class AuditView(APIView):
     """The newest 500 audit entries of a rollout, newest first."""
 
+    permission_classes = [CanReadAudit]
     limit = 500
 
     @extend_schema(responses=serializers.AuditEntrySerializer(many=True))

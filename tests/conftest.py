@@ -158,6 +158,7 @@ def _fresh_process_caches():
     """In-process caches outlive a test's database transaction; start each
     test without them, as a new process would."""
     from common.auth import forget_tokens
+    from common.throttling import forget_leases
     from experiments import config_cache
     from experiments.services.assignment import forget_recorded_exposures
     from experiments.services.ingestion import forget_metric_cache
@@ -170,4 +171,5 @@ def _fresh_process_caches():
     forget_recorded_exposures()
     forget_metric_cache()
     forget_tokens()
+    forget_leases()
     yield

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from django.utils import timezone
 
 from common.errors import DomainError
 from experiments import aggregation, stats
+from experiments.aggregation import UnusableData
 from experiments.decision import (
     DEFAULT_POLICY,
     MetricComparison,
@@ -42,11 +44,38 @@ CLAIM_SECONDS = 240
 # late with lower ids than the newest one seen would otherwise go unnoticed.
 WATERMARK_TRUST = timedelta(minutes=30)
 
+logger = logging.getLogger(__name__)
+
 
 def _finite(value: float | None) -> float | None:
     if value is None or not math.isfinite(value):
         return None
     return value
+
+
+def _finite_json(value: Any) -> Any:
+    """The results with every non-finite number as None: the last line before
+    a JSON column (PostgreSQL refuses NaN in jsonb, and so does the API's renderer)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_json(v) for v in value]
+    return value
+
+
+def _results(experiment: Experiment, *, as_of: datetime | None = None) -> dict[str, Any]:
+    """compute_results, with data it cannot use (an overflow in the statistics,
+    beyond the database's own check in aggregation) logged and answered as
+    UnusableData (409) instead of failing the caller."""
+    try:
+        return _finite_json(compute_results(experiment, as_of=as_of))
+    except (ArithmeticError, ValueError) as exc:
+        logger.exception("experiment %s cannot be analysed", experiment.key)
+        raise UnusableData(
+            f"Experiment '{experiment.key}' cannot be analysed with the data stored: {exc}."
+        ) from exc
 
 
 @dataclass
@@ -226,7 +255,8 @@ def compute_results(experiment: Experiment, *, as_of: datetime | None = None) ->
                     variance=max(control_stats.variance, 1e-12),
                     min_effect=min_effect,
                     alpha=experiment.alpha,
-                    treatment_fraction=treatment.weight / (treatment.weight + arms.control.weight),
+                    # 1 / (1 + c/t) = t / (t + c), without overflowing for weights stored unbounded
+                    treatment_fraction=1 / (1 + arms.control.weight / treatment.weight),
                     daily_units=daily_units,
                     treatment_variance=max(arm_stats[treatment.id].variance, 1e-12),
                 )
@@ -359,7 +389,7 @@ def analyse_experiment(
     watermark = _watermark(experiment) if as_of is None else {}
     return _store(
         experiment,
-        compute_results(experiment, as_of=as_of),
+        _results(experiment, as_of=as_of),
         trigger=trigger,
         started=started,
         watermark=watermark,
@@ -458,7 +488,7 @@ def analyse_if_changed(*, experiment_id: int) -> Snapshot | None:
             and timezone.now() - latest.computed_at < WATERMARK_TRUST
         ):
             return None
-        results = compute_results(experiment)
+        results = _results(experiment)
         if latest and results["inputs_hash"] == latest.inputs_hash:
             return None
         return _store(

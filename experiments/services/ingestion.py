@@ -4,25 +4,38 @@ Every item is validated on its own: an invalid item lands in `rejected` with
 its index and the reasons, the valid ones are stored. What one call stores is
 one transaction: all of its valid items or, if the process dies, none.
 
+Every field goes through common.validation, the one boundary: text without
+NUL bytes within the column, values finite and within ±1e15, timestamps within
+[2000-01-01, now + 1 day], attributes at most 20 levels deep. What it refuses
+is never stored, so nothing stored can break an analysis later.
+
 Event identity: an event's `event_id` is unique; sending it again (in the
 same batch or later) stores nothing and counts as a duplicate. An event sent
 without `event_id` gets one derived from its content (see `derive_event_id`),
 so that a retried identical batch is not counted twice.
+
+Concurrency: rows are written in one order (by event id; exposures by
+experiment and unit), so overlapping batches wait for each other instead of
+deadlocking, and a deadlock or serialization failure that happens anyway is
+retried a few times inside the service (the insert is idempotent).
 """
 
 import hashlib
-import math
+import logging
+import random
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeVar
 
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
+from common import validation
 from common.errors import DomainError
+from common.validation import Invalid, parse_timestamp
 from experiments import config_cache
 from experiments.models import (
     EVENT_ID_MAX_LENGTH,
@@ -35,8 +48,16 @@ from experiments.models import (
 
 MAX_EVENTS_PER_BATCH = 10_000
 MAX_EXPOSURES_PER_BATCH = 10_000
-MAX_FUTURE = timedelta(hours=24)
+MAX_FUTURE = validation.MAX_FUTURE
 DERIVED_ID_PREFIX = "auto-"
+# Deadlocks and serialization failures: the write is tried this many times.
+WRITE_ATTEMPTS = 5
+_RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock_detected, serialization_failure
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+__all__ = ["IngestResult", "ingest_events", "ingest_exposures", "parse_timestamp"]
 
 
 @dataclass
@@ -52,48 +73,42 @@ class IngestResult:
         return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected}
 
 
-# --- field parsing -------------------------------------------------------------------
-
-
-def parse_timestamp(raw: Any, *, now: datetime) -> datetime:
-    """ISO 8601 text (a missing offset means UTC) or seconds since the epoch."""
-    if isinstance(raw, bool):
-        raise ValueError("must be an ISO 8601 date-time or seconds since the epoch")
-    if isinstance(raw, int | float):
-        if not math.isfinite(raw):
-            raise ValueError("must be a finite number of seconds since the epoch")
-        try:
-            value = datetime.fromtimestamp(raw, tz=UTC)
-        except (OverflowError, OSError, ValueError) as exc:
-            raise ValueError("is out of range") from exc
-    elif isinstance(raw, str):
-        try:
-            value = datetime.fromisoformat(raw)
-        except ValueError as exc:
-            raise ValueError(f"'{raw[:40]}' is not an ISO 8601 date-time") from exc
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-    else:
-        raise ValueError("must be an ISO 8601 date-time or seconds since the epoch")
-    if value > now + MAX_FUTURE:
-        raise ValueError("is more than 24 hours in the future")
-    return value
+# --- field parsing (common.validation; a refusal lands in the item's errors) ---------
 
 
 def _text(item: Mapping[str, Any], name: str, max_length: int, errors: dict[str, list[str]]) -> str:
-    raw = item.get(name)
-    if raw is None or raw == "":
-        errors[name] = ["This field is required."]
+    try:
+        # numeric user ids are common; their text form is the id
+        return validation.check_text(item.get(name), max_length=max_length, numbers_as_text=True)
+    except Invalid as exc:
+        errors[name] = [exc.message]
         return ""
-    if isinstance(raw, int) and not isinstance(raw, bool):
-        raw = str(raw)  # numeric user ids are common; their text form is the id
-    if not isinstance(raw, str):
-        errors[name] = ["Must be a string."]
-        return ""
-    if len(raw) > max_length:
-        errors[name] = [f"Must be at most {max_length} characters (got {len(raw)})."]
-        return ""
-    return raw
+
+
+def _timestamp(raw: Any, *, now: datetime, errors: dict[str, list[str]]) -> datetime:
+    if raw is None:
+        return now
+    try:
+        return parse_timestamp(raw, now=now)
+    except Invalid as exc:
+        errors["timestamp"] = [f"Timestamp {exc.message}."]
+        return now
+
+
+def _retrying(write: Callable[[], T], *, what: str) -> T:
+    """Run `write` (which opens its own transaction) again after a deadlock or
+    a serialization failure, up to WRITE_ATTEMPTS times with a short, jittered
+    pause. Only for idempotent writes: the failed attempt was rolled back."""
+    for attempt in range(1, WRITE_ATTEMPTS + 1):
+        try:
+            return write()
+        except OperationalError as exc:
+            sqlstate = getattr(exc.__cause__, "sqlstate", None)
+            if sqlstate not in _RETRYABLE_SQLSTATES or attempt == WRITE_ATTEMPTS:
+                raise
+            logger.info("%s: %s on attempt %d, retrying", what, sqlstate, attempt)
+            time.sleep(0.01 * 2**attempt * (0.5 + random.random()))
+    raise AssertionError("unreachable")
 
 
 def derive_event_id(
@@ -172,22 +187,14 @@ def ingest_events(items: Sequence[Any], *, now: datetime | None = None) -> Inges
         if metric_key and metric_id is None:
             errors["metric"] = [f"Unknown metric '{metric_key}'."]
 
-        raw_value = item.get("value", 1)
         value = 0.0
-        if isinstance(raw_value, bool) or not isinstance(raw_value, int | float):
-            errors["value"] = ["Must be a number."]
-        elif not math.isfinite(raw_value):
-            errors["value"] = ["Must be a finite number (not NaN or infinite)."]
-        else:
-            value = float(raw_value)
+        try:
+            value = validation.check_number(item.get("value", 1))
+        except Invalid as exc:
+            errors["value"] = [exc.message]
 
         raw_timestamp = item.get("timestamp")
-        timestamp = now
-        if raw_timestamp is not None:
-            try:
-                timestamp = parse_timestamp(raw_timestamp, now=now)
-            except ValueError as exc:
-                errors["timestamp"] = [f"Timestamp {exc}."]
+        timestamp = _timestamp(raw_timestamp, now=now, errors=errors)
 
         raw_event_id = item.get("event_id")
         event_id = ""
@@ -208,7 +215,11 @@ def ingest_events(items: Sequence[Any], *, now: datetime | None = None) -> Inges
         rows[event_id] = _EventRow(event_id, unit_id, metric_id, value, timestamp)  # type: ignore[arg-type]
 
     if rows:
-        inserted = _store_events(list(rows.values()), received_at=now)
+        # One order for every batch: overlapping batches then wait, not deadlock.
+        ordered = [rows[event_id] for event_id in sorted(rows)]
+        inserted = _retrying(
+            lambda: _store_events(ordered, received_at=now), what="storing events"
+        )
         result.accepted = inserted
         result.duplicates += len(rows) - inserted
     return result
@@ -249,7 +260,8 @@ def _store_events_postgresql(rows: list[_EventRow], received_at: datetime) -> in
             'INSERT INTO experiments_event (event_id, unit_id, metric_id, value, "timestamp", '
             "received_at) "
             'SELECT event_id, unit_id, metric_id, value, "timestamp", %s '
-            "FROM experiments_event_staging ON CONFLICT (event_id) DO NOTHING",
+            "FROM experiments_event_staging ORDER BY event_id "
+            "ON CONFLICT (event_id) DO NOTHING",
             [received_at],
         )
         inserted = cursor.rowcount
@@ -328,15 +340,17 @@ def ingest_exposures(items: Sequence[Any], *, now: datetime | None = None) -> In
                 errors["variant"] = [
                     f"Experiment '{experiment_key}' has no variant '{variant_key}' ({known})."
                 ]
-        timestamp = now
-        if item.get("timestamp") is not None:
-            try:
-                timestamp = parse_timestamp(item["timestamp"], now=now)
-            except ValueError as exc:
-                errors["timestamp"] = [f"Timestamp {exc}."]
-        attributes = item.get("attributes") or {}
-        if not isinstance(attributes, dict):
+        timestamp = _timestamp(item.get("timestamp"), now=now, errors=errors)
+        attributes = item.get("attributes")
+        if attributes is None:
+            attributes = {}
+        elif not isinstance(attributes, dict):
             errors["attributes"] = ["Must be a JSON object."]
+        else:
+            try:
+                validation.check_json(attributes)
+            except Invalid as exc:
+                errors["attributes"] = [exc.message]
         if errors or compiled is None or variant is None:
             result.reject(index, errors)
             continue
@@ -356,6 +370,24 @@ def ingest_exposures(items: Sequence[Any], *, now: datetime | None = None) -> In
 
     if not wanted:
         return result
+    before, after = _retrying(lambda: _store_exposures(wanted), what="storing exposures")
+    for key, (index, variant_id, _, _) in sorted(wanted.items(), key=lambda kv: kv[1][0]):
+        stored = after.get(key)
+        if stored != variant_id:
+            result.reject(index, {"variant": [_conflict(key[1], stored, labels, exp_id=key[0])]})
+        elif key in before:
+            result.duplicates += 1
+        else:
+            result.accepted += 1
+    result.rejected.sort(key=lambda r: r["index"])
+    return result
+
+
+def _store_exposures(
+    wanted: dict[tuple[int, str], tuple[int, int, datetime, dict[str, Any]]],
+) -> tuple[dict[tuple[int, str], int], dict[tuple[int, str], int]]:
+    """Insert the new exposures in (experiment, unit) order, one transaction;
+    return the stored variants before and after."""
     with transaction.atomic():
         before = _stored_variants(wanted.keys())
         Exposure.objects.bulk_create(
@@ -367,23 +399,16 @@ def ingest_exposures(items: Sequence[Any], *, now: datetime | None = None) -> In
                     exposed_at=timestamp,
                     attributes=attributes,
                 )
-                for (exp_id, unit_id), (_, variant_id, timestamp, attributes) in wanted.items()
+                for (exp_id, unit_id), (_, variant_id, timestamp, attributes) in sorted(
+                    wanted.items()
+                )
                 if (exp_id, unit_id) not in before
             ),
             batch_size=1000,
             ignore_conflicts=True,
         )
         after = _stored_variants(wanted.keys()) if len(before) < len(wanted) else before
-    for key, (index, variant_id, _, _) in sorted(wanted.items(), key=lambda kv: kv[1][0]):
-        stored = after.get(key)
-        if stored != variant_id:
-            result.reject(index, {"variant": [_conflict(key[1], stored, labels, exp_id=key[0])]})
-        elif key in before:
-            result.duplicates += 1
-        else:
-            result.accepted += 1
-    result.rejected.sort(key=lambda r: r["index"])
-    return result
+    return before, after
 
 
 def _stored_variants(keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str], int]:

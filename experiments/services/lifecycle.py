@@ -10,6 +10,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from common import validation
 from common.audit import AuditAction, write_audit
 from common.errors import DomainError
 from experiments import config_cache
@@ -63,7 +64,8 @@ class MetricSpec:
     min_effect: float | None = None
 
 
-def _check_variants(variants: Sequence[VariantSpec]) -> None:
+def check_variants(variants: Sequence[VariantSpec]) -> None:
+    """The rules of an experiment's variants, for the API and the admin alike."""
     if len(variants) < 2:
         raise DomainError("An experiment needs at least two variants.", field="variants")
     keys = [v.key for v in variants]
@@ -75,8 +77,17 @@ def _check_variants(variants: Sequence[VariantSpec]) -> None:
             f"Exactly one variant must be the control (is_control: true); got {controls}.",
             field="variants",
         )
-    if any(not v.weight > 0 for v in variants):
-        raise DomainError("Every variant weight must be greater than 0.", field="variants")
+    for v in variants:
+        try:
+            validation.check_weight(v.weight)
+        except validation.Invalid as exc:
+            message = f"Variant '{v.key}', weight: {exc.message}"
+            raise DomainError(message, field="variants") from exc
+        try:
+            validation.check_json(v.payload)
+        except validation.Invalid as exc:
+            message = f"Variant '{v.key}', payload: {exc.message}"
+            raise DomainError(message, field="variants") from exc
 
 
 def create_experiment(
@@ -93,7 +104,7 @@ def create_experiment(
 ) -> Experiment:
     """Create a draft experiment with its variants and metrics, all or nothing,
     and audit it as `experiment_created` by `by`."""
-    _check_variants(variants)
+    check_variants(variants)
     metric_keys = [m.metric for m in metrics]
     if len(set(metric_keys)) != len(metric_keys):
         raise DomainError("A metric can be attached to an experiment only once.", field="metrics")
