@@ -28,7 +28,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--reuse", action="store_true", help="keep the database of a last run")
-    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--profile", choices=["token", "session"], help="profile one instead")
     args = parser.parse_args()
     database = "ion_bench_lean"
     env = bench_env(database)
@@ -97,21 +97,22 @@ def main() -> None:
         return round(min(best), 4)
 
     token_headers = {"HTTP_AUTHORIZATION": f"Token {token}"}
-    if args.profile:
-        import cProfile
-        import pstats
-
-        run("warm", token_headers)
-        profiler = cProfile.Profile()
-        profiler.enable()
-        run("profiled", token_headers)
-        profiler.disable()
-        pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
-        return
     session_headers = {
         "HTTP_COOKIE": f"sessionid={session_cookie}; csrftoken={secret}",
         "HTTP_X_CSRFTOKEN": _mask_cipher_secret(secret),
     }
+    if args.profile:
+        import cProfile
+        import pstats
+
+        headers = session_headers if args.profile == "session" else token_headers
+        run("warm", headers)
+        profiler = cProfile.Profile()
+        profiler.enable()
+        run("profiled", headers)
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+        return
     result = {"ms_per_request_token": run("token", token_headers)}
     result["ms_per_request_session"] = run("session", session_headers)
     result["ms_per_request_token_again"] = run("token_again", token_headers)

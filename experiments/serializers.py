@@ -129,7 +129,7 @@ def parse_assignment(data: object) -> tuple[str, str, dict]:
     experiment = unit_id = ""
     attributes: dict = {}
     try:
-        experiment = validation.check_text(data.get("experiment"), max_length=KEY_MAX_LENGTH)
+        experiment = validation.check_key(data.get("experiment"), max_length=KEY_MAX_LENGTH)
     except validation.Invalid as exc:
         errors["experiment"] = [exc.message]
     try:

@@ -322,7 +322,11 @@ def ingest_exposures(items: Sequence[Any], *, now: datetime | None = None) -> In
             result.reject(index, {"non_field_errors": ["Each exposure must be a JSON object."]})
             continue
         errors: dict[str, list[str]] = {}
-        experiment_key = _text(item, "experiment", KEY_MAX_LENGTH, errors)
+        experiment_key = ""
+        try:
+            experiment_key = validation.check_key(item.get("experiment"), max_length=KEY_MAX_LENGTH)
+        except Invalid as exc:
+            errors["experiment"] = [exc.message]
         unit_id = _text(item, "unit_id", UNIT_ID_MAX_LENGTH, errors)
         variant_key = _text(item, "variant", KEY_MAX_LENGTH, errors)
         compiled = config_cache.get_experiment(experiment_key) if experiment_key else None

@@ -149,6 +149,19 @@ def test_a_nul_byte_in_an_exposure_rejects_only_that_exposure(integration_api):
     assert "Null characters" in rejected[3]["attributes"][0]
 
 
+def test_an_experiment_key_that_cannot_exist_is_refused_before_any_lookup(integration_api):
+    make_experiment("rec-v2")
+    rejected = exposures_answer(
+        integration_api, {"experiment": "rec v2\U000e5a6a", "unit_id": "u2", "variant": "control"}
+    )
+    assert rejected[1] == {"experiment": ["Must be a key: letters, digits, '-' or '_'."]}
+    response = post_json(
+        integration_api, "/api/v1/assignments/", {"experiment": "rec v2", "unit_id": "u1"}
+    )
+    assert response.status_code == 400
+    assert "Must be a key" in response.json()["experiment"][0]
+
+
 @pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400", "1" + "0" * 400])
 def test_a_non_finite_number_in_exposure_attributes_rejects_only_that_exposure(
     integration_api, number
