@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 
 from common.audit import AuditFilterForm, audit_of, csv_lines, filter_audit
 from common.errors import DomainError
+from common.permissions import may_read_audit
 from common.selectors import newest_per_parent
 from experiments.models import Experiment
 from experiments.pages import latest_snapshots
@@ -46,9 +47,7 @@ def pending_for(user) -> list[StageTransition]:
         return []
     pending = StageTransition.objects.filter(status=StageTransition.Status.PENDING)
     return [
-        t
-        for t in pending.select_related("rollout", "requested_by")
-        if access.may_decide(user, t)
+        t for t in pending.select_related("rollout", "requested_by") if access.may_decide(user, t)
     ]
 
 
@@ -289,7 +288,14 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     """The audit log of rollouts and experiments, filtered by action, object
     type and key, person and days. `?format=csv` downloads exactly the
     filtered rows, streamed. Bad filters answer with a message on the page,
-    or 400 for the CSV."""
+    or 400 for the CSV. The same permission as the audit API."""
+    if not may_read_audit(request.user):
+        return render(
+            request,
+            "403.html",
+            {"message": "Reading the audit log needs its permission."},
+            status=403,
+        )
     form = AuditFilterForm(request.GET)
     as_csv = request.GET.get("format") == "csv"
     if not form.is_valid():

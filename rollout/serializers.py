@@ -61,7 +61,9 @@ class RouteInputSerializer(serializers.Serializer):
 
 class SampleSerializer(serializers.Serializer):
     version = serializers.ChoiceField(choices=["stable", "canary"])
-    latency_ms = serializers.FloatField(min_value=0, allow_null=True, required=False)
+    latency_ms = serializers.FloatField(
+        min_value=0, max_value=3_600_000, allow_null=True, required=False
+    )
     status = serializers.IntegerField(min_value=0, max_value=599)
     timestamp = serializers.DateTimeField(required=False)
 

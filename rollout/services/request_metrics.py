@@ -15,6 +15,9 @@ from rollout.models import Rollout
 
 MAX_SAMPLES = 10_000
 MAX_AGE = timedelta(hours=1)
+# A latency beyond an hour is a broken clock, not a slow request; bounding it
+# keeps the histogram's sums finite.
+MAX_LATENCY_MS = 3_600_000.0
 
 
 def ingest_samples(*, rollout: Rollout, items: Sequence[Any]) -> IngestResult:
@@ -41,8 +44,11 @@ def ingest_samples(*, rollout: Rollout, items: Sequence[Any]) -> IngestResult:
             or not isinstance(latency, int | float)
             or not math.isfinite(latency)
             or latency < 0
+            or latency > MAX_LATENCY_MS
         ):
-            errors["latency_ms"] = ["Must be a finite number of milliseconds ≥ 0."]
+            errors["latency_ms"] = [
+                f"Must be a finite number of milliseconds from 0 to {MAX_LATENCY_MS:.0f}."
+            ]
         at = now
         if item.get("timestamp") is not None:
             try:
