@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint demo clean
+.PHONY: run test lint demo clean rules
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,13 +21,21 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 run: $(VENV)/.runtime
 	./scripts/run.sh
 
-## test: install, then ruff, missing-migration check, import contracts, mypy on the pure modules, pytest
+## test: install, then ruff, missing-migration check, import contracts, mypy on the pure modules, alert rules, pytest
 test: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy $(PURE_MODULES)
+	$(MAKE) --no-print-directory rules
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+## rules: check the Prometheus alert rules and run their unit tests (promtool, Debian package prometheus)
+rules:
+	@if command -v promtool >/dev/null 2>&1; then \
+	  promtool check rules ops/prometheus/rules.yml && \
+	  cd ops/prometheus && promtool test rules rules_test.yml; \
+	else echo "promtool not found: alert rules NOT checked (apt-get install prometheus; CI installs it)"; fi
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

@@ -19,7 +19,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 
-from common.models import WorkerHeartbeat
+from common.selectors import last_beat_tick
 
 BROKER_TIMEOUT_SECONDS = 2.0
 OK, DEGRADED, DOWN = "ok", "degraded", "down"
@@ -61,11 +61,7 @@ def _broker() -> dict[str, Any]:
 
 
 def _beat() -> dict[str, Any]:
-    latest = (
-        WorkerHeartbeat.objects.filter(source=WorkerHeartbeat.Source.BEAT)
-        .values_list("created_at", flat=True)
-        .first()
-    )
+    latest = last_beat_tick()
     if latest is None:
         return {"status": DEGRADED, "last_tick": None}
     age = timezone.now() - latest

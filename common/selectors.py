@@ -1,4 +1,8 @@
+from datetime import datetime
+
 from django.db.models import Model, OuterRef, Subquery
+
+from common.models import WorkerHeartbeat
 
 
 def newest_per_parent(
@@ -19,3 +23,12 @@ def newest_per_parent(
     )
     rows = child.objects.filter(id__in=[i for i in ids if i])
     return {getattr(row, f"{link}_id"): row for row in rows}
+
+
+def last_beat_tick() -> datetime | None:
+    """When beat last ticked (its newest heartbeat), or None if it never did."""
+    return (
+        WorkerHeartbeat.objects.filter(source=WorkerHeartbeat.Source.BEAT)
+        .values_list("created_at", flat=True)
+        .first()
+    )

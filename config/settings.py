@@ -194,6 +194,9 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240)
+# The worker's own Prometheus exporter (0: none); see README "Monitoring".
+WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0)
+WORKER_METRICS_ADDRESS = env_str("WORKER_METRICS_ADDRESS", "127.0.0.1")
 # Our tasks are idempotent (they claim work with conditional updates), so a
 # task is acknowledged only after it ran and is redelivered if a worker dies.
 CELERY_TASK_ACKS_LATE = True

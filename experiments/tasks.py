@@ -5,6 +5,7 @@ import logging
 from celery import shared_task
 
 from common.errors import DomainError
+from experiments.metrics_figures import mark_analysis_done
 from experiments.models import Experiment
 from experiments.services import analysis
 
@@ -39,4 +40,5 @@ def analyse_experiment(experiment_id: int) -> int | None:
     except DomainError as exc:
         logger.warning("experiment %s not analysed: %s", experiment_id, exc.message)
         return None
+    mark_analysis_done(experiment_id=experiment_id)
     return snapshot.id if snapshot else None

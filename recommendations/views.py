@@ -3,6 +3,8 @@ on behalf of `user_id`): thin views that parse, call one service and render. Err
 from services as DomainError (see common.api): 400 with a field message, 404 unknown item.
 """
 
+import time
+
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.pagination import PageNumberPagination
@@ -10,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common import metrics
 from common.permissions import has_perm
 from recommendations import selectors, serializers
 from recommendations.services import feedback, serving
@@ -35,6 +38,7 @@ class RecommendView(APIView):
         # Routed after validation: a rejected request is neither exposed nor counted. The
         # Django request, not DRF's wrapper: the metrics middleware reads its mark from it.
         route = route_request(request._request, FEATURE, user_id)
+        started = time.perf_counter()
         result = serving.recommend(
             user_id=user_id,
             k=given.validated_data["k"],
@@ -42,6 +46,7 @@ class RecommendView(APIView):
             context=given.validated_context(),
             weights=serving.weights_for_route(route),
         )
+        metrics.observe_recommendations(route.version, time.perf_counter() - started)
         return Response(serializers.RecommendationsSerializer(result).data)
 
 

@@ -10,3 +10,8 @@ class RolloutConfig(AppConfig):
 
         # The experiments app may not import rollout; rollout hands the figures down.
         guardrails.register_provider(canary_service_figures)
+
+        from common.metrics import register_source
+        from rollout.metrics_figures import add_rollout_figures
+
+        register_source(add_rollout_figures)

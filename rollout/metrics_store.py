@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 
+from rollout import prometheus_export
 from rollout.histogram import LatencyHistogram, RequestTally, bucket_index
 
 PUSH_INTERVAL_SECONDS = 1.0
@@ -93,6 +94,7 @@ def push() -> None:
         _last_push = time.monotonic()
     if not batch:
         return
+    prometheus_export.export_batch(batch)
     if settings.REDIS_URL:
         _push_to_redis(batch)
     else:

@@ -4,11 +4,14 @@ A feature view routes its request with `route_request(request, feature,
 unit_id)`; this middleware then counts the request, its status (a 5xx or an
 unhandled exception is an error) and its latency for that version. Requests
 that were not routed are not counted. The work per request is a log, a ceil
-and a few dictionary operations; metrics are pushed on at most once a second.
+and a few dictionary operations; metrics are pushed on at most once a second,
+and the Prometheus counters are fed from those pushes. Server errors of every
+view are counted too.
 """
 
 import time
 
+from common import metrics
 from rollout import metrics_store
 from rollout.router import Route, route_feature
 
@@ -37,4 +40,8 @@ class RequestMetricsMiddleware:
             latency_ms = (time.perf_counter() - started) * 1000
             metrics_store.record(routed[0], routed[1], latency_ms, response.status_code)
             metrics_store.maybe_push()
+        if response.status_code >= 500:
+            # Every view's server errors (one comparison per request; work only on errors).
+            match = request.resolver_match
+            metrics.count_server_error(match.view_name if match else "unresolved")
         return response

@@ -87,6 +87,7 @@ def _mark_carryover(experiment_key: str, unit_id: str, at: datetime | None) -> N
     treatment = next((v for v in compiled.config.variants if not v.is_control), None)
     if treatment is not None:
         record_exposure_once(
+            experiment_key=experiment_key,
             experiment_id=compiled.config.id,
             variant_id=treatment.id,
             unit_id=unit_id,

@@ -30,6 +30,7 @@ from datetime import datetime
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from common import metrics
 from common.errors import DomainError
 from conversations.engine import TurnPlan, plan_turn
 from conversations.memory import (
@@ -196,6 +197,8 @@ def _answer(
         )
         reply.text, reply.tokens, reply.degraded = exc.user_message, 0, True
     reply.latency_ms = (time.perf_counter() - started) * 1000
+    backend_name = getattr(responder, "backend", "unknown")
+    metrics.observe_llm_call(backend_name, seconds=reply.latency_ms / 1000, failed=reply.degraded)
     reply.backend = reply.backend[:100]
     return plan
 

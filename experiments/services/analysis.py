@@ -16,6 +16,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from common import metrics
 from common.errors import DomainError
 from experiments import aggregation, stats
 from experiments.aggregation import UnusableData
@@ -433,6 +434,9 @@ def _store(
             service=results["service"],
             watermark=watermark or {},
             duration_ms=(time.perf_counter() - started) * 1000,
+        )
+        metrics.observe_analysis(
+            experiment.key, seconds=snapshot.duration_ms / 1000, units=results["units"]
         )
         SnapshotMetric.objects.bulk_create(
             SnapshotMetric(

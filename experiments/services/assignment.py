@@ -11,6 +11,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from common import metrics
 from common.errors import DomainError
 from experiments import config_cache
 from experiments.config_cache import CompiledExperiment
@@ -71,10 +72,12 @@ def assign_unit(
     outside the traffic share) get `in_experiment: false` and no variant."""
     compiled = get_compiled(experiment_key)
     in_experiment, variant = _decide(compiled, unit_id)
+    metrics.count_assignment(experiment_key, in_experiment=in_experiment)
     if not in_experiment:
         return Assignment(experiment_key, unit_id, False, None, None)
     if record_exposure:
         record_exposure_once(
+            experiment_key=experiment_key,
             experiment_id=compiled.config.id,
             variant_id=variant.id,
             unit_id=unit_id,
@@ -111,6 +114,7 @@ def assign_units(*, experiment_key: str, unit_ids: Sequence[str]) -> list[Assign
 
 def record_exposure_once(
     *,
+    experiment_key: str,
     experiment_id: int,
     variant_id: int,
     unit_id: str,
@@ -142,6 +146,7 @@ def record_exposure_once(
             Exposure.objects.bulk_create([exposure], ignore_conflicts=True)
     else:
         Exposure.objects.bulk_create([exposure], ignore_conflicts=True)
+    metrics.count_exposures(experiment_key, source="served")
     # Remembered only once committed: a rolled-back exposure must be written again.
     transaction.on_commit(lambda: _remember(key))
 

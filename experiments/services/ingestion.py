@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
-from common import validation
+from common import metrics, validation
 from common.errors import DomainError
 from common.validation import Invalid, parse_timestamp
 from experiments import config_cache
@@ -222,6 +222,9 @@ def ingest_events(items: Sequence[Any], *, now: datetime | None = None) -> Inges
         )
         result.accepted = inserted
         result.duplicates += len(rows) - inserted
+    metrics.count_ingested_events(
+        accepted=result.accepted, duplicates=result.duplicates, rejected=len(result.rejected)
+    )
     return result
 
 
@@ -383,6 +386,7 @@ def ingest_exposures(items: Sequence[Any], *, now: datetime | None = None) -> In
             result.duplicates += 1
         else:
             result.accepted += 1
+            metrics.count_exposures(labels[key[0]][0], source="ingested")
     result.rejected.sort(key=lambda r: r["index"])
     return result
 
