@@ -12,6 +12,13 @@ HEALTH_CHECK_FAILURES = Counter(
     "ion_healthz_failures_total", "Health checks that failed, by component", ["component"]
 )
 
+CACHE_FALLBACKS = Counter(
+    "ion_cache_fallbacks_total",
+    "Cache operations answered without the shared cache because it was unavailable, "
+    "by key family and operation (common.resilient_cache)",
+    ["cache", "operation"],
+)
+
 
 def registry() -> CollectorRegistry:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -1,3 +1,5 @@
+import atexit
+
 from django.apps import AppConfig
 
 
@@ -6,7 +8,11 @@ class RolloutConfig(AppConfig):
 
     def ready(self) -> None:
         from experiments import guardrails
+        from rollout import metrics_store
         from rollout.guardrails import canary_service_figures
 
         # The experiments app may not import rollout; rollout hands the figures down.
         guardrails.register_provider(canary_service_figures)
+        # A process that stops (a web worker recycled, a deploy) stores what it
+        # counted in its last second instead of taking it along.
+        atexit.register(metrics_store.push_at_exit)
