@@ -2,16 +2,21 @@
 checked on its own so that /healthz says which one is down, and the age of the
 beat's last tick.
 
-Each part is `ok`, `degraded` or `down`: a required part that fails is down
-(and so is the whole); the beat is degraded when it has not ticked for three
-heartbeat intervals, which degrades the whole but never takes it down (a page
-must not fail because no worker runs yet). Each part's report also carries the
-details (timings, backend, the exception's text) that only staff are shown:
-they name hosts and ports."""
+Each part is `ok`, `degraded` or `down`. The whole is down (503) only when
+the database is: it is the one part without which nothing is served. A cache
+or broker that is down degrades the whole (200): the platform still answers
+from its in-process copies and the database (common.resilient_cache), and
+background work waits for the broker; taking every web process out of a load
+balancer for that would turn a degraded platform into a dead one. The beat is
+degraded when it has not ticked for three heartbeat intervals, which degrades
+the whole too (a page must not fail because no worker runs yet). Each part's
+report also carries the details (timings, backend, the exception's text) that
+only staff are shown: they name hosts and ports."""
 
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 from django.conf import settings
@@ -45,9 +50,12 @@ def _database() -> dict[str, Any]:
 
 def _cache() -> dict[str, Any]:
     nonce = uuid.uuid4().hex
-    cache.set("healthz:probe", nonce, 10)
-    if cache.get("healthz:probe") != nonce:
-        raise RuntimeError("the value written to the cache did not come back")
+    # A cache that falls back when its server is unavailable is asked to raise
+    # here instead: this check reports the truth (and its success ends the fallback).
+    with getattr(cache, "errors_raised", nullcontext)():
+        cache.set("healthz:probe", nonce, 10)
+        if cache.get("healthz:probe") != nonce:
+            raise RuntimeError("the value written to the cache did not come back")
     return {"backend": type(cache).__name__}
 
 
@@ -73,23 +81,26 @@ def _beat() -> dict[str, Any]:
     }
 
 
-REQUIRED_CHECKS: dict[str, Callable[[], dict[str, Any]]] = {
+CHECKS: dict[str, Callable[[], dict[str, Any]]] = {
     "database": _database,
     "cache": _cache,
     "broker": _broker,
 }
+# The parts whose failure takes the whole down; any other failing part degrades it.
+ESSENTIAL = frozenset({"database"})
 
 
 def run_checks() -> tuple[str, dict[str, Any]]:
     """(the whole's status, per-part report with details). The beat is read
     only when the database answers; reading it failing degrades, never downs."""
-    report = {name: _timed(check) for name, check in REQUIRED_CHECKS.items()}
+    report = {name: _timed(check) for name, check in CHECKS.items()}
     if report["database"]["status"] == OK:
         report["beat"] = _timed(_beat)
         if report["beat"]["status"] == DOWN:
             report["beat"]["status"] = DEGRADED
-    statuses = {part["status"] for part in report.values()}
-    overall = DOWN if DOWN in statuses else DEGRADED if DEGRADED in statuses else OK
+    if any(report[name]["status"] == DOWN for name in ESSENTIAL):
+        return DOWN, report
+    overall = OK if all(part["status"] == OK for part in report.values()) else DEGRADED
     return overall, report
 
 

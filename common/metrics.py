@@ -54,7 +54,8 @@ HEALTH_CHECK_FAILURES = Counter(
 
 CACHE_FALLBACKS = Counter(
     "ion_cache_fallbacks_total",
-    "Cache operations answered by the fallback because the shared cache failed",
+    "Cache operations answered without the shared cache because it was unavailable, "
+    "by key family and operation (common.resilient_cache)",
     ["cache", "operation"],
 )
 

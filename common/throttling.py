@@ -17,6 +17,11 @@ boundary; the rate is a ceiling against runaway clients, not an exact quota.
 The answer over the limit is DRF's: 429 with `Retry-After` (seconds until the
 window ends).
 
+While Redis is unavailable the limits fail open: the cache backend
+(common.resilient_cache) answers a lease's `incr` as a fresh counter, so every
+lease is granted; the fallback is logged and counted there. A rate limit is a
+guard against runaway clients, not a reason to refuse everyone.
+
 On the embedded default's file cache `incr` is a read and a write, not atomic
 across processes: concurrent leases may both succeed, so the embedded set-up
 can admit somewhat more than the rate. Redis counts exactly.

@@ -5,6 +5,11 @@ A change is published to the shared cache (or the entry dropped) when its
 transaction commits, so it reaches every process within `local_ttl`. Unknown
 keys are remembered too, so a flood of requests for a mistyped key does not
 become a flood of database queries.
+
+While the shared cache is unavailable its reads miss and its writes are
+dropped (common.resilient_cache): each process then reads the database once
+per key and `local_ttl`, and a change still reaches every process within
+`local_ttl`.
 """
 
 import threading

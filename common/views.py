@@ -8,7 +8,8 @@ from common.metrics import HEALTH_CHECK_FAILURES, registry
 
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
-    """503 when a required part is down. Anyone sees each part's status; logged-in
+    """503 when the database is down; 200 `degraded` when another part is (see
+    common.health). Anyone sees each part's status; logged-in
     staff also see the details (timings, backends, errors naming hosts and ports)."""
     overall, report = health.run_checks()
     for component, result in report.items():

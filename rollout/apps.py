@@ -1,3 +1,5 @@
+import atexit
+
 from django.apps import AppConfig
 
 
@@ -6,6 +8,7 @@ class RolloutConfig(AppConfig):
 
     def ready(self) -> None:
         from experiments import guardrails
+        from rollout import metrics_store
         from rollout.guardrails import canary_service_figures
 
         # The experiments app may not import rollout; rollout hands the figures down.
@@ -15,3 +18,6 @@ class RolloutConfig(AppConfig):
         from rollout.metrics_figures import add_rollout_figures
 
         register_source(add_rollout_figures)
+        # A process that stops (a web worker recycled, a deploy) stores what it
+        # counted in its last second instead of taking it along.
+        atexit.register(metrics_store.push_at_exit)

@@ -16,8 +16,9 @@ logger = logging.getLogger(__name__)
 
 @shared_task(name="rollout.flush_and_evaluate")
 def flush_and_evaluate() -> int:
-    """Every few seconds: copy request metrics into their minute windows, then
-    evaluate every live rollout (active or paused; rolling back failing ones)."""
+    """Every few seconds: store the request metrics this process counted (every
+    web process stores its own within a second), then evaluate every live
+    rollout (active or paused; rolling back failing ones)."""
     metrics_store.flush_to_database()
     ids = list(Rollout.objects.filter(state__in=LIVE_STATES).values_list("id", flat=True))
     for rollout_id in ids:

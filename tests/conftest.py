@@ -100,6 +100,9 @@ def _isolated_cache(settings):
     for conf in caches.values():
         conf["KEY_PREFIX"] = f"test-{uuid.uuid4().hex[:12]}"
     settings.CACHES = caches
+    # Tests push request metrics themselves; a background push would write
+    # outside the test's transaction.
+    settings.REQUEST_METRICS_IDLE_PUSH = False
 
 
 def _member_of(django_user_model, username: str, group: str | None, **extra):
@@ -173,3 +176,6 @@ def _fresh_process_caches():
     forget_tokens()
     forget_leases()
     yield
+    # Nothing counted by a test is left for the push at exit (rollout.apps),
+    # which would write it into whatever database the settings name by then.
+    metrics_store.forget_pending()

@@ -1,5 +1,7 @@
 """Request samples sent by services outside this process, fed into the same
-store as the middleware. Each sample is validated on its own."""
+store as the middleware. Each sample is validated on its own; the accepted
+ones are stored in one transaction before the endpoint answers, so an
+acknowledged sample is in the database (rollout.metrics_store)."""
 
 import math
 from collections.abc import Mapping, Sequence
@@ -27,6 +29,7 @@ def ingest_samples(*, rollout: Rollout, items: Sequence[Any]) -> IngestResult:
         )
     now = timezone.now()
     result = IngestResult()
+    batch = metrics_store.Batch()
     for index, item in enumerate(items):
         if not isinstance(item, Mapping):
             result.reject(index, {"non_field_errors": ["Each sample must be a JSON object."]})
@@ -60,7 +63,7 @@ def ingest_samples(*, rollout: Rollout, items: Sequence[Any]) -> IngestResult:
         if errors:
             result.reject(index, errors)
             continue
-        metrics_store.record(rollout.id, version, latency, status, at=at.timestamp())
+        batch.add(rollout.id, version, latency, status, at=at.timestamp())
         result.accepted += 1
-    metrics_store.push()
+    metrics_store.write(batch)
     return result

@@ -68,13 +68,17 @@ def test_a_store_bucket_lands_in_the_prometheus_bucket_of_its_reported_value(ms)
 
 
 @pytest.mark.django_db
-def test_routed_requests_are_counted_from_the_stores_push(client):
+def test_routed_requests_are_counted_from_the_stores_push(
+    client, django_capture_on_commit_callbacks
+):
     rollout = make_rollout("prom-counts", stage="canary")
     before = scrape(client)
     for i in range(200):
         metrics_store.record(rollout.id, "canary", 30.0, 500 if i % 10 == 0 else 200)
         metrics_store.record(rollout.id, "stable", 150.0, 200)
-    metrics_store.push()
+    # Counted once the rows are committed (the test runs inside a transaction).
+    with django_capture_on_commit_callbacks(execute=True):
+        metrics_store.push()
     after = scrape(client)
 
     def grown(name, **labels):

@@ -377,9 +377,9 @@ def dead_cache(settings):
 
 def test_anonymous_callers_get_each_parts_status_and_nothing_else(client, dead_cache):
     answer = client.get("/healthz")
-    assert answer.status_code == 503
+    assert answer.status_code == 200  # the cache down degrades; only the database downs
     body = answer.json()
-    assert body["status"] == "down"
+    assert body["status"] == "degraded"
     assert body["checks"]["cache"] == {"status": "down"}
     assert body["checks"]["database"] == {"status": "ok"}
     assert body["checks"]["beat"] == {"status": "degraded"}  # no beat has ticked

@@ -73,15 +73,46 @@ def test_flushing_twice_never_double_counts(settings):
     assert metrics_store.tally_of(windows(rollout, "stable")).requests == 15
 
 
-def test_redis_receives_the_numbers_of_every_process(redis_url):
+def test_each_push_adds_this_process_increments_to_one_row_per_minute():
     rollout = make_rollout()
-    metrics_store.record(rollout.id, "canary", 10.0, 200)
+    at = 1_700_000_000.0  # one minute for every sample
+    for i in range(500):
+        metrics_store.record(rollout.id, "canary", 10.0, 500 if i < 5 else 200, at=at)
+    assert not MetricWindow.objects.exists()  # nothing per request
+    assert metrics_store.push() == 1
+    metrics_store.record(rollout.id, "canary", 30.0, 200, at=at + 1)  # as another process would
     metrics_store.push()
-    metrics_store.record(rollout.id, "canary", 30.0, 500)  # as if another process pushed it
+    assert metrics_store.push() == 0  # nothing left to write
+    (window,) = MetricWindow.objects.filter(rollout=rollout, version="canary")
+    assert (window.requests, window.errors) == (501, 5)
+    assert metrics_store.tally_of([window]).histogram.count == 501
+
+
+def test_a_push_the_database_refuses_is_kept_in_process_and_stored_once_later(postgres):
+    import psycopg
+    from django.db import OperationalError, connection
+
+    from tests.integration.worker import database_url_of_test_db
+
+    rollout = make_rollout()
+    for _ in range(7):
+        metrics_store.record(rollout.id, "stable", 12.0, 200)
+    # Another session holds the table: this one's push gives up after 200 ms.
+    with psycopg.connect(database_url_of_test_db()) as other:
+        other.execute("LOCK TABLE rollout_metricwindow IN ACCESS EXCLUSIVE MODE")
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '200ms'")
+        try:
+            with pytest.raises(OperationalError):
+                metrics_store.push()
+            metrics_store.maybe_push()  # the middleware's call: logs, never raises
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("SET lock_timeout = 0")
+        other.rollback()
+    metrics_store.record(rollout.id, "stable", 12.0, 200)
     metrics_store.push()
-    assert not MetricWindow.objects.exists()  # nothing per request in the database
-    tally = metrics_store.tally_of(windows(rollout, "canary"))
-    assert (tally.requests, tally.errors) == (2, 1)
+    assert metrics_store.tally_of(windows(rollout, "stable")).requests == 8
 
 
 def test_request_metrics_from_outside_services_validate_each_sample(integration_api):
