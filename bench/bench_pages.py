@@ -1,12 +1,18 @@
 """Server time of the experiment and rollout pages with 50 experiments, each
 with 90 days of 5-minute snapshots, and a rollout with 90 days of minute
-windows, on PostgreSQL.
+windows, on PostgreSQL; and the browser load of an experiment with 10 metrics.
 
-    .venv/bin/python bench/bench_pages.py [--experiments 50] [--days 90]
+    .venv/bin/python bench/bench_pages.py [--experiments 50] [--days 90] [--browser]
 
 Rows are generated inside PostgreSQL from one real snapshot (generate_series).
 Times are measured in process through Django's test client (the server's
 work: middleware, queries, figures, template), median of 20 requests.
+
+With --browser the page of the 10-metric experiment is also loaded in
+chromium from gunicorn (2 workers): time from navigation start to the first
+chart drawn, to the load event, and to every chart of the page drawn
+(scrolled through), median of 10 loads in a fresh browser context each
+(nothing cached) and of 10 reloads in one context (the static files cached).
 """
 
 import argparse
@@ -26,8 +32,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--experiments", type=int, default=50)
     parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--database", default="ion_bench_pages")
+    parser.add_argument("--browser", action="store_true")
     args = parser.parse_args()
-    database = "ion_bench_pages"
+    database = args.database
     fresh_database(database)
     env = bench_env(database)
     os.environ.update(env)
@@ -60,6 +68,7 @@ def main() -> None:
             prefix=f"e{i}",
         )
         analyse_experiment(experiment=experiment)
+    wide = ten_metric_experiment(rng)
     points = args.days * 288
     with connection.cursor() as cursor:
         # Copy each experiment's snapshot (and its rows) back in time every 5 minutes.
@@ -110,13 +119,13 @@ def main() -> None:
 
     from django.core.cache import cache
 
-    measured = Experiment.objects.get(key="exp-07")
+    measured = Experiment.objects.get(key=f"exp-{min(7, args.experiments - 1):02d}")
     latest = measured.snapshots.first()
 
     def forget_series() -> None:
         cache.delete(f"experiments:series:{measured.id}:{latest.id}")
 
-    user = User.objects.create_user("bench-pm")
+    user = User.objects.create_user("bench-pm", password=BENCH_PASSWORD)
     user.groups.add(Group.objects.get(name="Product managers"))
     client = Client(HTTP_HOST="127.0.0.1")
     client.force_login(user)
@@ -143,9 +152,10 @@ def main() -> None:
                 "snapshots": snapshots,
                 "generation_s": round(generated, 1),
                 "experiment_page_first_view_after_a_snapshot": timed(
-            "/experiments/exp-07/", before=forget_series
-        ),
-        "experiment_page": timed("/experiments/exp-07/"),
+                    f"/experiments/{measured.key}/", before=forget_series
+                ),
+                "experiment_page": timed(f"/experiments/{measured.key}/"),
+                "experiment_page_10_metrics": timed(f"/experiments/{wide.key}/"),
                 "experiment_list": timed("/experiments/"),
                 "rollout_page": timed(f"/rollouts/{rollout.key}/"),
                 "overview": timed("/"),
@@ -154,6 +164,142 @@ def main() -> None:
         )
     )
     _ = timezone
+    if args.browser:
+        print(json.dumps({"browser_10_metrics": browser_load(env, f"/experiments/{wide.key}/")}))
+
+
+BENCH_PASSWORD = "bench-pm-pass-0123"
+TEN_METRICS = [(f"conv_{i}", "binomial") for i in range(5)] + [
+    (f"value_{i}", "mean") for i in range(5)
+]
+
+
+def ten_metric_experiment(rng):
+    import numpy as np
+
+    """An experiment with 10 metrics (5 binomial, 5 mean), 400 units an arm."""
+    from experiments.models import Experiment
+    from experiments.services.analysis import analyse_experiment
+    from tests.factories import make_experiment, make_metric
+
+    for key, kind in TEN_METRICS:
+        make_metric(key, kind=kind)
+    experiment = make_experiment("exp-10m", metrics=tuple(key for key, _ in TEN_METRICS))
+    Experiment.objects.filter(id=experiment.id).update(cuped_lookback_days=0)
+    links = {link.metric.key: link.metric for link in experiment.metrics.select_related("metric")}
+    for i, (key, kind) in enumerate(TEN_METRICS):
+        if kind == "binomial":
+            values = {
+                "control": np.where(rng.random(400) < 0.3, 1.0, np.nan),
+                "treatment": np.where(rng.random(400) < 0.33, 1.0, np.nan),
+            }
+        else:
+            values = {"control": rng.normal(60, 10, 400), "treatment": rng.normal(61, 10, 400)}
+        # Exposures are planted with the first metric only; the others add events.
+        plant_events(experiment, links[key], values, first=i == 0)
+    analyse_experiment(experiment=experiment)
+    return experiment
+
+
+def plant_events(experiment, metric, values, *, first: bool) -> None:
+    from datetime import timedelta
+
+    import numpy as np
+    from django.utils import timezone
+
+    from experiments.models import Event
+    from tests.experiments.seeding import plant
+
+    if first:
+        plant(experiment, metric, values, prefix="w")
+        return
+    start = timezone.now() - timedelta(days=3)
+    Event.objects.bulk_create(
+        Event(
+            event_id=f"w-{metric.key}-{arm}-{i}",
+            unit_id=f"w-{arm}-{i}",
+            metric=metric,
+            value=float(value),
+            timestamp=start + timedelta(seconds=i, hours=1),
+            received_at=start,
+        )
+        for arm, arm_values in values.items()
+        for i, value in enumerate(arm_values)
+        if not np.isnan(value)
+    )
+
+
+# Records, from the first frame on, when the first chart and every chart of
+# the page have something drawn (an <svg> inside a .chart, or an svg.chart).
+CHART_PROBE = """
+(() => {
+  const charts = () => Array.from(document.querySelectorAll('.chart'));
+  const drawn = (el) => el.matches('svg') || el.querySelector('svg') !== null;
+  function tick() {
+    const all = charts();
+    if (all.length && window.__firstChart === undefined && all.some(drawn)) {
+      window.__firstChart = performance.now();
+    }
+    if (all.length && window.__allCharts === undefined && all.every(drawn)) {
+      window.__allCharts = performance.now();
+    }
+    if (window.__allCharts === undefined) requestAnimationFrame(tick);
+  }
+  requestAnimationFrame(tick);
+})();
+"""
+
+
+def browser_load(env: dict, path: str) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    from bench.httpbench import gunicorn
+
+    def one(page, url: str) -> dict:
+        page.goto(url, wait_until="load")
+        # Scroll through the page so that charts drawn on sight are drawn too.
+        page.evaluate(
+            "async () => { for (let y = 0; y < document.body.scrollHeight; y += 600) {"
+            " window.scrollTo(0, y); await new Promise(r => setTimeout(r, 30)); } }"
+        )
+        page.wait_for_function("window.__allCharts !== undefined", timeout=60_000)
+        return page.evaluate(
+            "() => { const n = performance.getEntriesByType('navigation')[0];"
+            " return {first_chart: window.__firstChart, all_charts: window.__allCharts,"
+            " load: n.loadEventEnd, response_end: n.responseEnd,"
+            " bytes: performance.getEntriesByType('resource')"
+            ".reduce((s, r) => s + (r.transferSize || 0), n.transferSize || 0)}; }"
+        )
+
+    def median(runs: list[dict]) -> dict:
+        return {k: round(statistics.median(r[k] for r in runs), 1) for k in runs[0]}
+
+    with gunicorn(env, workers=2, port=8767) as base, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        login = browser.new_context()
+        page = login.new_page()
+        page.goto(f"{base}/accounts/login/")
+        page.fill("#id_username", "bench-pm")
+        page.fill("#id_password", BENCH_PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{base}/")
+        state = login.storage_state()
+        login.close()
+        cold, warm = [], []
+        for _ in range(10):
+            context = browser.new_context(
+                storage_state=state, viewport={"width": 1440, "height": 900}
+            )
+            context.add_init_script(CHART_PROBE)
+            page = context.new_page()
+            cold.append(one(page, base + path))
+            warm.append(one(page, base + path))
+            context.close()
+        browser.close()
+    return {"fresh_context_ms": median(cold), "cached_static_ms": median(warm)}
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
-"""Plotly figures of experiment results, built in Python as plotly's own
-figure format (data + layout), drawn in the page by the plotly.js that ships
-with the plotly package."""
+"""Plotly figures of experiment results over time, built in Python as
+plotly's own figure format (data + layout), drawn in the page by the
+plotly.js that ships with the plotly package. The interval chart of the
+latest results is inline SVG (experiments.svg_charts)."""
 
 from typing import Any
+
+from common import wording
 
 COLOURS = {"fixed": "#3856d6", "sequential": "#b54708", "effect": "#1d2330"}
 
@@ -20,65 +23,14 @@ def _layout(title: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def forest_plot(metric: dict[str, Any]) -> dict[str, Any]:
-    """Per treatment: the effect with its fixed-horizon and sequential intervals."""
-    rows = [c for c in metric["comparisons"] if c.get("absolute_effect") is not None]
-    labels = [f"{c['variant']} vs {c['control']}" for c in rows]
-    data = []
-    for kind, low, high, colour, offset in (
-        ("fixed horizon", "ci_low", "ci_high", COLOURS["fixed"], 0.12),
-        (
-            "sequential (always valid)",
-            "sequential_ci_low",
-            "sequential_ci_high",
-            COLOURS["sequential"],
-            -0.12,
-        ),
-    ):
-        xs, ys, texts = [], [], []
-        for i, c in enumerate(rows):
-            if c.get(low) is None or c.get(high) is None:
-                continue
-            xs += [c[low], c[high], None]
-            ys += [i + offset, i + offset, None]
-            texts.append(f"{c[low]:.4g} … {c[high]:.4g}")
-        data.append(
-            {
-                "type": "scatter",
-                "mode": "lines",
-                "name": kind,
-                "x": xs,
-                "y": ys,
-                "line": {"color": colour, "width": 4},
-                "hoverinfo": "x+name",
-            }
-        )
-    data.append(
-        {
-            "type": "scatter",
-            "mode": "markers",
-            "name": "effect",
-            "x": [c["absolute_effect"] for c in rows],
-            "y": list(range(len(rows))),
-            "marker": {"color": COLOURS["effect"], "size": 10, "symbol": "diamond"},
-        }
-    )
-    return {
-        "data": data,
-        "layout": _layout(
-            f"{metric['metric']}: effect (treatment − control)",
-            yaxis={
-                "tickvals": list(range(len(rows))),
-                "ticktext": labels,
-                "range": [-0.6, max(len(rows) - 0.4, 0.6)],
-            },
-            xaxis={"zeroline": True, "zerolinecolor": "#98a2b3", "zerolinewidth": 2},
-        ),
-    }
+def over_time(metric: str, series: list[dict[str, Any]], *, kind: str = "mean") -> dict[str, Any]:
+    """Cumulative effect with its sequential interval, and the p-value, over
+    time; binomial effects in percentage points. The effect axis always spans zero."""
+    scale, suffix = (100.0, " pp") if kind == "binomial" else (1.0, "")
 
+    def scaled(value: float | None) -> float | None:
+        return None if value is None else value * scale
 
-def over_time(metric: str, series: list[dict[str, Any]]) -> dict[str, Any]:
-    """Cumulative effect with its sequential interval, and the p-value, over time."""
     by_variant: dict[str, list[dict[str, Any]]] = {}
     for row in series:
         by_variant.setdefault(row["variant"], []).append(row)
@@ -91,8 +43,8 @@ def over_time(metric: str, series: list[dict[str, Any]]) -> dict[str, Any]:
                 "mode": "lines",
                 "name": f"{variant}: sequential interval",
                 "x": times + times[::-1],
-                "y": [r["sequential_ci_high"] for r in rows]
-                + [r["sequential_ci_low"] for r in rows][::-1],
+                "y": [scaled(r["sequential_ci_high"]) for r in rows]
+                + [scaled(r["sequential_ci_low"]) for r in rows][::-1],
                 "fill": "toself",
                 "fillcolor": "rgba(181,71,8,0.12)",
                 "line": {"color": "rgba(0,0,0,0)"},
@@ -103,7 +55,7 @@ def over_time(metric: str, series: list[dict[str, Any]]) -> dict[str, Any]:
                 "mode": "lines",
                 "name": f"{variant}: effect",
                 "x": times,
-                "y": [r["absolute_effect"] for r in rows],
+                "y": [scaled(r["absolute_effect"]) for r in rows],
                 "line": {"color": COLOURS["effect"]},
             },
             {
@@ -122,7 +74,34 @@ def over_time(metric: str, series: list[dict[str, Any]]) -> dict[str, Any]:
             f"{metric}: cumulative effect and p-value over time",
             height=280,
             margin={"l": 60, "r": 60, "t": 40, "b": 40},
-            yaxis={"title": {"text": "effect"}, "zeroline": True},
+            yaxis={
+                "title": {"text": "effect" + suffix},
+                "zeroline": True,
+                "rangemode": "tozero",
+                "ticksuffix": suffix,
+            },
             yaxis2={"title": {"text": "p"}, "overlaying": "y", "side": "right", "range": [0, 1]},
         ),
     }
+
+
+def over_time_summary(metric: str, series: list[dict[str, Any]], *, kind: str = "mean") -> str:
+    """The history chart in words: its span and, per treatment, the latest values."""
+    if not series:
+        return f"{metric}: no analysis over time yet."
+    times = [row["computed_at"] for row in series]
+    parts = []
+    latest: dict[str, dict[str, Any]] = {}
+    for row in series:
+        latest[row["variant"]] = row
+    for variant, row in latest.items():
+        parts.append(
+            f"{variant} latest effect {wording.effect(row['absolute_effect'], kind)} "
+            "(sequential interval "
+            f"{wording.interval(row['sequential_ci_low'], row['sequential_ci_high'], kind)}, "
+            f"sequential p {wording.p_value(row['sequential_p_value'])})"
+        )
+    return (
+        f"{metric}: cumulative effect over {len(set(times))} analysis points from "
+        f"{min(times):%Y-%m-%d %H:%M} to {max(times):%Y-%m-%d %H:%M} UTC; " + "; ".join(parts) + "."
+    )

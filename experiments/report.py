@@ -1,11 +1,15 @@
 """The decision report, rendered from one snapshot only: the same snapshot
-always gives the same report, byte for byte."""
+always gives the same report, byte for byte. The Markdown and JSON forms
+carry the metadata (verdict, reasons, snapshot, inputs hash); the CSV form is
+the results table only, a header row and one row per comparison, as
+spreadsheets read it."""
 
 import csv
 import io
 import json
 from typing import Any
 
+from common import wording
 from experiments.models import COMPARISON_NUMBERS
 
 REPORT_COLUMNS = [
@@ -31,6 +35,8 @@ def report_data(results: dict[str, Any]) -> dict[str, Any]:
         "computed_at": results["computed_at"],
         "inputs_hash": results["inputs_hash"],
         "verdict": results["decision"]["verdict"],
+        "inference": results.get("inference", ""),
+        "correction": results.get("correction", ""),
         "reasons": results["decision"]["reasons"],
         "units": results["units"],
         "carryover_excluded": results["carryover_excluded"],
@@ -88,7 +94,7 @@ def render_markdown(data: dict[str, Any]) -> str:
     if data["hypothesis"]:
         lines.append(f"- Hypothesis: {data['hypothesis']}")
     srm = data["srm"]
-    srm_p = _num(srm.get("p_value"))
+    srm_p = wording.p_value(srm.get("p_value"))
     lines.append(
         f"- Sample ratio check: {'MISMATCH' if srm.get('flagged') else 'ok'} (p = {srm_p}; "
         + ", ".join(f"{k}: {v:,}" for k, v in srm.get("observed", {}).items())
@@ -100,11 +106,14 @@ def render_markdown(data: dict[str, Any]) -> str:
             f"- Treatment service levels ({service.get('source', '')}): error rate "
             f"{_num(service.get('error_rate'))}, P95 {_num(service.get('p95_ms'))} ms"
         )
+    family = (data.get("inference") or "").replace("_", " ")
+    decision_family = f"{family}, {data.get('correction') or ''}-adjusted".strip(", ")
     lines += [
         "",
         "| metric | role | variant | units | mean (control) | effect | relative | "
-        "CI (fixed) | CI (sequential) | p | p adj. | significant |",
-        "| --- | --- | --- | ---: | --- | ---: | ---: | --- | --- | ---: | ---: | --- |",
+        "CI (fixed) | CI (sequential) | p (fixed horizon) | p (sequential) | "
+        f"p (decision: {decision_family}) | significant |",
+        "| --- | --- | --- | ---: | --- | ---: | ---: | --- | --- | ---: | ---: | ---: | --- |",
     ]
     for r in data["rows"]:
         rel = r["relative_effect"]
@@ -114,7 +123,8 @@ def render_markdown(data: dict[str, Any]) -> str:
             f"{'–' if rel is None else f'{rel * 100:+.1f} %'} | "
             f"[{_num(r['ci_low'])}, {_num(r['ci_high'])}] | "
             f"[{_num(r['sequential_ci_low'])}, {_num(r['sequential_ci_high'])}] | "
-            f"{_num(r['p_value'], 3)} | {_num(r['p_value_adjusted'], 3)} | "
+            f"{wording.p_value(r['p_value'])} | {wording.p_value(r['sequential_p_value'])} | "
+            f"{wording.p_value(r['p_value_adjusted'])} | "
             f"{_num(r['significant'])} |"
         )
     return "\n".join(lines) + "\n"
@@ -122,8 +132,6 @@ def render_markdown(data: dict[str, Any]) -> str:
 
 def render_csv(data: dict[str, Any]) -> str:
     out = io.StringIO()
-    out.write(f"# experiment={data['experiment']} verdict={data['verdict']} ")
-    out.write(f"snapshot={data['snapshot_id']} inputs_hash={data['inputs_hash']}\n")
     writer = csv.DictWriter(out, fieldnames=REPORT_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for row in data["rows"]:

@@ -85,3 +85,24 @@ def snapshot_series(experiment: Experiment) -> dict[str, list[dict]]:
     ):
         series.setdefault(row["metric"], []).append(row)
     return series
+
+
+ANALYSIS_TASK = "experiments.analyse_running_experiments"
+DEFAULT_ANALYSIS_MINUTES = 5.0
+PERIOD_SECONDS = {"days": 86400, "hours": 3600, "minutes": 60, "seconds": 1, "microseconds": 1e-6}
+
+
+def analysis_every_minutes() -> float:
+    """How often beat analyses running experiments (staff may change the
+    schedule in the admin): what the pages promise as "next results within".
+    One indexed query."""
+    from django_celery_beat.models import PeriodicTask
+
+    task = (
+        PeriodicTask.objects.filter(task=ANALYSIS_TASK, enabled=True)
+        .select_related("interval")
+        .first()
+    )
+    if task is None or task.interval is None:
+        return DEFAULT_ANALYSIS_MINUTES
+    return task.interval.every * PERIOD_SECONDS.get(task.interval.period, 60) / 60

@@ -61,3 +61,27 @@ def service_chart(
             "plot_bgcolor": "white",
         },
     }
+
+
+def summary(
+    series: dict[str, list[dict[str, Any]]],
+    *,
+    field: str,
+    label: str,
+    bucket: int,
+    scale: float = 1.0,
+    unit: str = "",
+) -> str:
+    """A chart in words (its aria-label): per version, the buckets with
+    traffic, the latest value and the highest."""
+    parts = []
+    for version, rows in series.items():
+        values = [r[field] * scale for r in rows if r[field] is not None]
+        if not values:
+            parts.append(f"{version}: no requests")
+            continue
+        parts.append(
+            f"{version}: {len(values)} buckets with requests, latest {values[-1]:.2f}{unit}, "
+            f"highest {max(values):.2f}{unit}"
+        )
+    return f"{label} by version in {bucket}-minute buckets; " + "; ".join(parts) + "."

@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -19,9 +20,9 @@ from common.audit import AuditFilterForm, audit_of, csv_lines, filter_audit
 from common.errors import DomainError
 from common.permissions import may_read_audit
 from common.selectors import newest_per_parent
-from experiments.models import Experiment
-from experiments.pages import latest_snapshots
-from rollout import access, charts, selectors
+from experiments import listing
+from experiments import selectors as experiment_selectors
+from rollout import access, charts, idle, selectors
 from rollout import plan as stage_plan
 from rollout.models import HealthVerdict, Rollout, StageTransition
 from rollout.plan import LIVE_STATES, Step
@@ -29,6 +30,8 @@ from rollout.services import gate, lifecycle, transitions
 from rollout.services.gate import gate_view
 
 AUDIT_PAGE_SIZE = 50
+OVERVIEW_ROLLOUTS = 20
+CHART_HOURS = 6
 
 
 def latest_verdicts(rollout_ids: list[int]) -> dict[int, HealthVerdict]:
@@ -51,19 +54,54 @@ def pending_for(user) -> list[StageTransition]:
     ]
 
 
+class OverviewFilterForm(listing.ExperimentFilterForm):
+    """The experiments table's filters, plus the feature a linked rollout ships."""
+
+    feature = forms.ChoiceField(required=False)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        features = Rollout.objects.order_by("feature").values_list("feature", flat=True)
+        self.fields["feature"].choices = [("", "any"), *((f, f) for f in features.distinct())]
+
+
 @login_required
 def overview(request: HttpRequest) -> HttpResponse:
-    """Running experiments and rollouts with their verdicts, and the approvals
-    waiting for this person. Here rather than in common: it shows both apps."""
-    experiments = list(Experiment.objects.filter(status=Experiment.Status.RUNNING))
-    snapshots = latest_snapshots([e.id for e in experiments])
+    """The approvals waiting for this person first, then every experiment
+    (searchable, filtered, paged) with its primary lift and next step, and the
+    live rollouts. Here rather than in common: it shows both apps."""
+    form = OverviewFilterForm(request.GET)
+    feature = form.cleaned_data.get("feature") if form.is_valid() else ""
+    ids = (
+        Rollout.objects.filter(feature=feature, experiment__isnull=False).values("experiment_id")
+        if feature
+        else None
+    )
+    page = listing.experiment_page(form, request.GET.get("page"), ids=ids)
+    query = request.GET.copy()
+    query.pop("page", None)
     rollouts = list(
-        Rollout.objects.exclude(state=Rollout.State.COMPLETED).order_by("-created_at")[:20]
+        Rollout.objects.exclude(state=Rollout.State.COMPLETED).order_by("-created_at")[
+            :OVERVIEW_ROLLOUTS
+        ]
     )
     verdicts = latest_verdicts([r.id for r in rollouts])
     context = {
-        "experiments": [{"experiment": e, "latest": snapshots.get(e.id)} for e in experiments],
-        "rollouts": [{"rollout": r, "verdict": verdicts.get(r.id)} for r in rollouts],
+        "form": form,
+        "errors": [] if form.is_valid() else form.error_messages(),
+        "page": page,
+        "query": query.urlencode(),
+        "rows": listing.table_rows(
+            list(page), analysis_minutes=experiment_selectors.analysis_every_minutes()
+        ),
+        "rollouts": [
+            {
+                "rollout": r,
+                "verdict": verdicts.get(r.id),
+                "idle": idle.idle_minutes(verdicts.get(r.id), r),
+            }
+            for r in rollouts
+        ],
         "approvals": pending_for(request.user),
     }
     return render(request, "overview.html", context)
@@ -73,7 +111,14 @@ def overview(request: HttpRequest) -> HttpResponse:
 def rollout_list(request: HttpRequest) -> HttpResponse:
     rollouts = list(Rollout.objects.select_related("experiment").order_by("-created_at"))
     verdicts = latest_verdicts([r.id for r in rollouts])
-    rows = [{"rollout": r, "verdict": verdicts.get(r.id)} for r in rollouts]
+    rows = [
+        {
+            "rollout": r,
+            "verdict": verdicts.get(r.id),
+            "idle": idle.idle_minutes(verdicts.get(r.id), r),
+        }
+        for r in rollouts
+    ]
     return render(request, "rollout/list.html", {"rows": rows})
 
 
@@ -108,8 +153,10 @@ def rollout_detail(request: HttpRequest, key: str) -> HttpResponse:
         )[:20]
     )
     audit = list(audit_of(rollout)[:50])
-    since = timezone.now() - timedelta(hours=6)
-    series = selectors.metric_series(rollout, since=since)["versions"]
+    since = timezone.now() - timedelta(hours=CHART_HOURS)
+    bucket = _bucket(request)
+    series = selectors.metric_series(rollout, since=since, bucket_minutes=bucket)["versions"]
+    has_points = any(series.values())
     live = rollout.state in LIVE_STATES
     view = gate_view(rollout) if live else None
     user = request.user
@@ -134,6 +181,17 @@ def rollout_detail(request: HttpRequest, key: str) -> HttpResponse:
         "actions": _actions_for(user, rollout, view, pending),
         "history": history,
         "audit": audit,
+        "idle_minutes": idle.idle_minutes(verdict, rollout),
+        "bucket": bucket,
+        "buckets": selectors.BUCKET_CHOICES,
+        "chart_hours": CHART_HOURS,
+        "has_points": has_points,
+        "error_summary": charts.summary(
+            series, field="error_rate", label="error rate", scale=100, unit=" %", bucket=bucket
+        ),
+        "latency_summary": charts.summary(
+            series, field="p95_ms", label="P95 latency", unit=" ms", bucket=bucket
+        ),
         "error_chart": charts.service_chart(
             series,
             field="error_rate",
@@ -153,6 +211,17 @@ def rollout_detail(request: HttpRequest, key: str) -> HttpResponse:
         ),
     }
     return render(request, "rollout/detail.html", context)
+
+
+def _bucket(request: HttpRequest) -> int:
+    """The chart bucket in minutes from `?bucket=`; anything but a listed
+    choice falls back to the default (the choices are links on the page)."""
+    raw = request.GET.get("bucket", "")
+    return (
+        int(raw)
+        if raw in {str(b) for b in selectors.BUCKET_CHOICES}
+        else (selectors.DEFAULT_BUCKET_MINUTES)
+    )
 
 
 def _actions_for(user, rollout: Rollout, view, pending) -> list[dict]:

@@ -58,8 +58,13 @@ def test_the_experiment_page_shows_the_decision_charts_and_exports(pm_client):
     experiment = _experiment_with_snapshots(3)
     html = pm_client.get(f"/experiments/{experiment.key}/").content.decode()
     assert 'id="decision"' in html and "Export report (Markdown)" in html
-    assert html.count('class="chart"') == 4
-    assert "plotly/plotly.min.js" in html
+    # Per metric: the interval chart as inline SVG with its text alternative,
+    # and the history drawn by the deferred plotly bundle, loaded once.
+    assert html.count('<svg class="chart forest"') == 2
+    assert html.count('class="chart history"') == 2
+    # The bundle is named once, fetched by charts.js when a figure nears the screen.
+    assert html.count("plotly/plotly.min.js") == 1 and "<script defer" in html
+    assert 'id="recommendation"' in html
 
 
 def test_experiment_page_queries_do_not_grow_with_snapshots(pm_client, settings):
@@ -195,3 +200,126 @@ def test_product_managers_create_experiments_in_the_admin_with_the_same_rules(cl
     accepted = client.post("/admin/experiments/experiment/add/", form)
     assert accepted.status_code == 302, accepted.content.decode()[:2000]
     assert Experiment.objects.get(key="from-admin").variants.count() == 2
+
+
+def _html(client, url: str) -> str:
+    response = client.get(url)
+    assert response.status_code == 200, url
+    return response.content.decode()
+
+
+def test_a_draft_shows_its_variants_and_metrics_and_what_happens_next(pm_client):
+    make_experiment("draft-exp", start=False, metrics=("adoption", "session_duration"))
+    html = _html(pm_client, "/experiments/draft-exp/")
+    assert 'id="setup-variants"' in html and "control" in html and "treatment" in html
+    assert "session_duration" in html and "50.0 %" in html  # equal weights, shown as shares
+    assert "Not started" in html and "a draft assigns nobody" in html
+    assert "()" not in html and "[, ]" not in html
+
+
+def test_a_running_experiment_without_units_says_no_data_yet(pm_client):
+    experiment = make_experiment("empty-exp")
+    before = _html(pm_client, "/experiments/empty-exp/")
+    assert "No results yet" in before and "every 5 minutes" in before
+    analyse_experiment(experiment=experiment)
+    html = _html(pm_client, "/experiments/empty-exp/")
+    assert "No data yet" in html and "No unit exposed yet" in html
+    assert "enough to detect" not in html
+    assert "[, ]" not in html and "[–, –]" not in html
+    assert "no data yet" in html  # the interval chart's empty row
+    assert "Sample ratio check" in html and "no units yet" in html
+
+
+def test_results_read_at_a_glance(pm_client):
+    experiment = _experiment_with_snapshots(1)
+    html = _html(pm_client, f"/experiments/{experiment.key}/")
+    assert 'id="recommendation"' in html
+    assert "Fixed horizon" in html and "Sequential (always valid)" in html
+    assert "sequential, Holm-adjusted" in html  # the family that decides, named
+    assert "not adjusted" not in html or "secondary" in html
+    assert "passes" in html and "split 50.0 / 50.0" in html  # SRM shown when it passes
+    assert "0.0000" not in html
+
+
+def _many_experiments(django_user_model):
+    owner = django_user_model.objects.create_user("owner-a")
+    for i in range(25):
+        experiment = make_experiment(f"exp-{i:02d}", start=i % 2 == 0)
+        if i < 3:
+            type(experiment).objects.filter(id=experiment.id).update(owner=owner)
+    make_rollout(
+        "rollout-x", feature="mentor-chat", experiment=type(experiment).objects.get(key="exp-04")
+    )
+
+
+def test_the_overview_searches_filters_and_pages(pm_client, django_user_model):
+    _many_experiments(django_user_model)
+    first = _html(pm_client, "/")
+    assert "1–20 of 25" in first and "page=2" in first
+    assert "21–25 of 25" in _html(pm_client, "/?page=2")
+    searched = _html(pm_client, "/?q=exp-1")
+    assert "exp-10" in searched and "exp-02" not in searched
+    drafts = _html(pm_client, "/?status=draft")
+    assert "exp-01" in drafts and "exp-02" not in drafts
+    owned = _html(pm_client, "/?owner=owner-a")
+    assert "1–3 of 3" in owned
+    featured = _html(pm_client, "/?feature=mentor-chat")
+    assert "1–1 of 1" in featured and "exp-04" in featured
+    assert "Keep running" in first or "No results yet" in first  # the next step per row
+    assert queries(pm_client, "/?page=2") == queries(pm_client, "/?page=2")
+    listed = _html(pm_client, "/experiments/?q=exp-2&status=running")
+    assert "exp-20" in listed and "exp-21" not in listed
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["status=nope", "q=a%00b", "owner=x%00", "feature=unknown", "page=zzz", "q=" + "x" * 300],
+)
+def test_bad_overview_filters_answer_with_a_message_not_an_error(pm_client, query):
+    make_experiment("exp-a")
+    response = pm_client.get(f"/?{query}")
+    assert response.status_code == 200
+    html = response.content.decode()
+    if "page" not in query:
+        assert 'class="error"' in html
+
+
+def test_an_idle_rollout_says_no_traffic(pm_client):
+    rollout = make_rollout(stage="canary")
+    evaluate_rollout(rollout=rollout)
+    html = _html(pm_client, f"/rollouts/{rollout.key}/")
+    assert f"No traffic in the last {rollout.window_minutes} minutes" in html
+    assert "No requests in the last 6 hours" in html
+    assert " ms</td>" not in html
+    assert "no traffic" in _html(pm_client, "/rollouts/") and "no traffic" in _html(pm_client, "/")
+
+
+def test_rollout_charts_use_five_minute_buckets_by_default(pm_client):
+    from rollout import selectors
+
+    rollout = make_rollout(stage="canary")
+    feed(rollout, "stable", 200, errors=2)
+    feed(rollout, "canary", 100, errors=1)
+    evaluate_rollout(rollout=rollout)
+    html = _html(pm_client, f"/rollouts/{rollout.key}/")
+    assert 'aria-current="true">5 min' in html and 'role="img"' in html
+    assert 'aria-current="true">15 min' in _html(pm_client, f"/rollouts/{rollout.key}/?bucket=15")
+    assert 'aria-current="true">5 min' in _html(pm_client, f"/rollouts/{rollout.key}/?bucket=7")
+    series = selectors.metric_series(rollout, bucket_minutes=60)["versions"]
+    assert sum(p["requests"] for p in series["stable"]) == 200
+    assert series["stable"][0]["error_rate"] == pytest.approx(2 / 200)
+    assert series["canary"][0]["p95_ms"] is not None
+
+
+def test_every_page_has_a_skip_link(pm_client):
+    make_rollout()
+    for url in ("/", "/experiments/", "/rollouts/", "/rollouts/rec-rollout/", "/audit/"):
+        assert 'href="#main"' in _html(pm_client, url), url
+
+
+def test_the_segment_breakdown_reads_like_the_results(pm_client):
+    experiment = _experiment_with_snapshots(1)
+    html = _html(pm_client, f"/experiments/{experiment.key}/?segment=platform")
+    assert "(missing)" in html  # no exposure carries the attribute here
+    assert " pp</td>" in html  # adoption is binomial: its effect in percentage points
+    assert "[, ]" not in html

@@ -12,6 +12,8 @@ from tests.conftest import need
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+# Where the page screenshots go (`SCREENSHOT_DIR` to collect them elsewhere).
+SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR") or ARTIFACTS)
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from experiments import report
 from experiments.models import Experiment, Snapshot
 from tests.experiments.seeding import plant
 from tests.factories import make_experiment, make_metric
@@ -131,10 +132,12 @@ def test_the_report_holds_the_verdict_the_snapshot_and_the_inputs_hash(pm_api, r
     assert f"Snapshot: {results['snapshot_id']}" in text
     assert md["Content-Disposition"].endswith('.md"')
     table = pm_api.get("/api/v1/experiments/rec-v2/report/?format=csv").content.decode()
-    first, rest = table.split("\n", 1)
-    assert f"verdict={results['decision']['verdict']}" in first
-    rows = list(csv.DictReader(io.StringIO(rest)))
+    # Plain CSV: the header row first (no comment line a spreadsheet shows as data).
+    first = table.split("\n", 1)[0]
+    assert first.split(",") == report.REPORT_COLUMNS
+    rows = list(csv.DictReader(io.StringIO(table)))
     assert {r["metric"] for r in rows} == {"session_duration", "errors_seen"}
+    assert all(set(r) == set(report.REPORT_COLUMNS) for r in rows)
     data = json.loads(pm_api.get("/api/v1/experiments/rec-v2/report/?format=json").content)
     assert data["verdict"] == results["decision"]["verdict"]
     assert data["snapshot_id"] == results["snapshot_id"]
