@@ -56,6 +56,7 @@ class AuditAction(models.TextChoices):
     EXPERIMENT_STARTED = "experiment_started", "Experiment started"
     EXPERIMENT_STOPPED = "experiment_stopped", "Experiment stopped"
     EXPERIMENT_EDITED = "experiment_edited", "Experiment edited"
+    EXPERIMENT_ARCHIVED = "experiment_archived", "Experiment archived"
 
 
 class AuditQuerySet(models.QuerySet):

@@ -1,13 +1,15 @@
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.forms.models import BaseInlineFormSet
+from django.http import HttpResponseRedirect
 
 from common.errors import DomainError
 from experiments.models import Event, Experiment, ExperimentMetric, Exposure, Metric, Variant
-from experiments.services import lifecycle
+from experiments.services import editing, lifecycle, policy
 
 
 @admin.register(Metric)
@@ -15,6 +17,45 @@ class MetricAdmin(admin.ModelAdmin):
     list_display = ("key", "name", "kind", "higher_is_better", "missing_as_zero", "created_at")
     list_filter = ("kind", "higher_is_better", "missing_as_zero")
     search_fields = ("key", "name")
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            # Through the service: what the analysis reads stays once an experiment started.
+            changes = {name: form.cleaned_data[name] for name in form.changed_data}
+            changes.pop("key", None)
+            if changes:
+                editing.update_metric(metric=obj, changes=changes)
+            return
+        # A new metric goes through the service, as the API's and the pages' do.
+        created = lifecycle.create_metric(**{name: getattr(obj, name) for name in METRIC_FIELDS})
+        obj.pk = created.pk
+        obj.refresh_from_db()
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except DomainError as exc:  # the service refused the change; nothing was saved
+            self.message_user(request, exc.message, level=messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+
+METRIC_FIELDS = (
+    "key",
+    "name",
+    "description",
+    "kind",
+    "higher_is_better",
+    "missing_as_zero",
+    "unit_aggregation",
+)
+
+
+def _refusals(experiment, edit: editing.ExperimentEdit) -> list[str]:
+    """The edit rule's reasons (experiments.services.editing), for a saved experiment."""
+    if experiment is None or experiment.pk is None:
+        return []
+    stored = Experiment.objects.get(pk=experiment.pk)  # the row as it is, not the form's copy
+    return [problem.message for problem in editing.edit_problems(stored, edit)]
 
 
 class VariantFormSet(BaseInlineFormSet):
@@ -32,19 +73,85 @@ class VariantFormSet(BaseInlineFormSet):
             if form.cleaned_data and not form.cleaned_data.get("DELETE")
         ]
         try:
-            lifecycle.check_variants(
-                [
-                    lifecycle.VariantSpec(
-                        key=data.get("key") or "",
-                        weight=data.get("weight") if data.get("weight") is not None else 1.0,
-                        is_control=bool(data.get("is_control")),
-                        payload=data.get("payload") if data.get("payload") is not None else {},
-                    )
-                    for data in kept
-                ]
-            )
+            specs = [
+                lifecycle.VariantSpec(
+                    key=data.get("key") or "",
+                    name=data.get("name") or "",
+                    weight=data.get("weight") if data.get("weight") is not None else 1.0,
+                    is_control=bool(data.get("is_control")),
+                    payload=data.get("payload") if data.get("payload") is not None else {},
+                )
+                for data in sorted(kept, key=lambda d: d.get("position") or 0)
+            ]
+            lifecycle.check_variants(specs)
         except DomainError as exc:
             raise ValidationError(exc.message) from exc
+        refused = _refusals(self.instance, editing.ExperimentEdit(variants=specs))
+        if refused:
+            raise ValidationError(refused)
+
+
+class ExperimentMetricFormSet(BaseInlineFormSet):
+    """Metrics may change while an experiment runs, not once it stopped."""
+
+    def clean(self):
+        super().clean()
+        if any(form.errors for form in self.forms) or not self.has_changed():
+            return
+        if self.instance.pk is not None and self.instance.status in (
+            Experiment.Status.STOPPED,
+            Experiment.Status.ARCHIVED,
+        ):
+            specs = [
+                lifecycle.MetricSpec(metric=data["metric"].key, role=data.get("role") or "primary")
+                for form in self.forms
+                if (data := form.cleaned_data) and not data.get("DELETE") and data.get("metric")
+            ]
+            refused = _refusals(self.instance, editing.ExperimentEdit(metrics=specs))
+            if refused:
+                raise ValidationError(refused)
+
+
+class ExperimentAdminForm(forms.ModelForm):
+    """The experiment's own fields under the edit rule and the policy's checks."""
+
+    class Meta:
+        model = Experiment
+        fields = [
+            "key",
+            "name",
+            "hypothesis",
+            "owner",
+            "traffic_percent",
+            "alpha",
+            "sequential",
+            "correction",
+            "cuped_lookback_days",
+            "exclude_carryover",
+            "decision_policy",
+        ]
+
+    def clean_decision_policy(self):
+        try:
+            return policy.check_decision_policy(self.cleaned_data.get("decision_policy") or {})
+        except DomainError as exc:
+            raise ValidationError(exc.message) from exc
+
+    def clean(self):
+        data = super().clean()
+        if self.instance.pk is None or self.errors:
+            return data
+        judged = ("name", "hypothesis", *editing.SETTINGS_FIELDS)
+        changes = {name: data.get(name) for name in self.changed_data if name in judged}
+        if changes.get("owner") is None:
+            changes.pop("owner", None)
+        if "decision_policy" in changes and changes["decision_policy"] == (
+            self.instance.decision_policy or {}
+        ):
+            del changes["decision_policy"]
+        for message in _refusals(self.instance, editing.ExperimentEdit(**changes)):
+            raise ValidationError(message)
+        return data
 
 
 class VariantInline(admin.TabularInline):
@@ -56,6 +163,7 @@ class VariantInline(admin.TabularInline):
 
 class ExperimentMetricInline(admin.TabularInline):
     model = ExperimentMetric
+    formset = ExperimentMetricFormSet
     extra = 0
     autocomplete_fields = ("metric",)
 
@@ -93,16 +201,26 @@ def _lifecycle_action(service, verb: str):
 
 @admin.register(Experiment)
 class ExperimentAdmin(admin.ModelAdmin):
+    form = ExperimentAdminForm
     list_display = ("key", "name", "status", "traffic_percent", "alpha", "owner", "created_at")
     list_filter = ("status",)
     search_fields = ("key", "name", "hypothesis")
-    readonly_fields = ("seed", "status", "started_at", "stopped_at", "created_at", "updated_at")
+    readonly_fields = (
+        "seed",
+        "status",
+        "started_at",
+        "stopped_at",
+        "archived_at",
+        "created_at",
+        "updated_at",
+    )
     list_select_related = ("owner",)
     raw_id_fields = ("owner",)
     inlines = [VariantInline, ExperimentMetricInline]
     actions = [
         _lifecycle_action(lifecycle.start_experiment, "start"),
         _lifecycle_action(lifecycle.stop_experiment, "stop"),
+        _lifecycle_action(lifecycle.archive_experiment, "archive"),
     ]
 
     # The change form runs in one transaction; the audit entries written here

@@ -62,6 +62,8 @@ class Experiment(TimeStampedModel):
         DRAFT = "draft", "Draft"
         RUNNING = "running", "Running"
         STOPPED = "stopped", "Stopped"
+        # Kept for the record and out of the way: nothing assigns or analyses it.
+        ARCHIVED = "archived", "Archived"
 
     key = models.SlugField(max_length=KEY_MAX_LENGTH, unique=True)
     name = models.CharField(max_length=200)
@@ -78,6 +80,7 @@ class Experiment(TimeStampedModel):
     )
     started_at = models.DateTimeField(null=True, blank=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
 
     # How results are computed and decided.
     sequential = models.BooleanField(
@@ -106,7 +109,7 @@ class Experiment(TimeStampedModel):
         ordering = ["-created_at"]
         permissions = [
             ("send_data", "Can ask for assignments and send exposures and events"),
-            ("manage_experiment", "Can start and stop experiments"),
+            ("manage_experiment", "Can start, stop and archive experiments"),
         ]
         constraints = [
             models.CheckConstraint(

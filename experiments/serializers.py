@@ -53,25 +53,47 @@ class ExperimentMetricInputSerializer(serializers.Serializer):
     min_effect = BoundedFloatField(required=False, allow_null=True, default=None)
 
 
+def _alpha(value: float) -> float:
+    if not 0 < value < 0.5:
+        raise serializers.ValidationError("Must be between 0 and 0.5 (e.g. 0.05).")
+    return value
+
+
+DECISION_POLICY_HELP = (
+    "Overrides of the default decision rules: require_primary_significant, max_error_rate, "
+    "max_p95_ms, important_needed, important: [{metric, min_absolute | min_relative, label}]."
+)
+
+
 class ExperimentCreateSerializer(serializers.Serializer):
     key = serializers.SlugField(max_length=KEY_MAX_LENGTH)
     name = serializers.CharField(max_length=200)
     hypothesis = serializers.CharField(required=False, allow_blank=True, default="")
     traffic_percent = serializers.FloatField(min_value=0, max_value=100, default=100.0)
-    alpha = serializers.FloatField(default=0.05)
+    alpha = serializers.FloatField(default=0.05, validators=[_alpha])
     variants = VariantInputSerializer(many=True)
     metrics = ExperimentMetricInputSerializer(many=True, required=False, default=list)
-
-    def validate_alpha(self, value: float) -> float:
-        if not 0 < value < 0.5:
-            raise serializers.ValidationError("Must be between 0 and 0.5 (e.g. 0.05).")
-        return value
+    decision_policy = JSONDocumentField(required=False, help_text=DECISION_POLICY_HELP)
 
 
 class ExperimentUpdateSerializer(serializers.Serializer):
+    """What a PATCH may carry; the edit rule (experiments.services.editing)
+    decides what may change in the experiment's status: a running
+    experiment's variants, weights, seed and hash attribute are refused (409)."""
+
     name = serializers.CharField(max_length=200, required=False)
     hypothesis = serializers.CharField(required=False, allow_blank=True)
     traffic_percent = serializers.FloatField(min_value=0, max_value=100, required=False)
+    alpha = serializers.FloatField(required=False, validators=[_alpha])
+    sequential = serializers.BooleanField(required=False)
+    correction = serializers.ChoiceField(choices=["holm", "bh"], required=False)
+    cuped_lookback_days = serializers.IntegerField(min_value=0, max_value=365, required=False)
+    exclude_carryover = serializers.BooleanField(required=False)
+    decision_policy = JSONDocumentField(required=False, help_text=DECISION_POLICY_HELP)
+    variants = VariantInputSerializer(many=True, required=False)
+    metrics = ExperimentMetricInputSerializer(many=True, required=False)
+    seed = serializers.CharField(max_length=64, required=False, help_text="Fixed at creation.")
+    hash_attribute = serializers.CharField(max_length=64, required=False, help_text="Always 'id'.")
 
 
 class VariantOutputSerializer(serializers.Serializer):
@@ -108,6 +130,12 @@ class ExperimentSerializer(serializers.ModelSerializer):
             "updated_at",
             "started_at",
             "stopped_at",
+            "archived_at",
+            "sequential",
+            "correction",
+            "cuped_lookback_days",
+            "exclude_carryover",
+            "decision_policy",
             "variants",
             "metrics",
         ]

@@ -15,6 +15,11 @@ urlpatterns = [
         "experiments/<slug:key>/stop/", views.ExperimentStopView.as_view(), name="experiment-stop"
     ),
     path(
+        "experiments/<slug:key>/archive/",
+        views.ExperimentArchiveView.as_view(),
+        name="experiment-archive",
+    ),
+    path(
         "experiments/<slug:key>/audit/",
         views.ExperimentAuditView.as_view(),
         name="experiment-audit",

@@ -16,9 +16,16 @@ from common.lean_api import lean_json_endpoint
 from common.permissions import CanReadAudit, has_perm
 from common.throttling import AssignmentRateThrottle
 from experiments import report, selectors, serializers
-from experiments.hashing import normalise_weights
 from experiments.models import COMPARISON_NUMBERS, Experiment, Snapshot, SnapshotMetric
-from experiments.services import analysis, assignment, ingestion, lifecycle, segments
+from experiments.services import (
+    analysis,
+    assignment,
+    editing,
+    ingestion,
+    integration,
+    lifecycle,
+    segments,
+)
 
 CanSendData = has_perm("experiments.send_data")
 CanManage = has_perm("experiments.manage_experiment")
@@ -90,6 +97,7 @@ class ExperimentListCreateView(APIView):
             alpha=data["alpha"],
             variants=[lifecycle.VariantSpec(**v) for v in data["variants"]],
             metrics=[lifecycle.MetricSpec(**m) for m in data["metrics"]],
+            decision_policy=data.get("decision_policy"),
             owner=request.user,
             by=request.user,
         )
@@ -116,14 +124,14 @@ class ExperimentDetailView(APIView):
         experiment = selectors.get_experiment(key)
         given = serializers.ExperimentUpdateSerializer(data=request.data)
         given.is_valid(raise_exception=True)
-        data = given.validated_data
-        if "traffic_percent" in data:
-            lifecycle.set_traffic(
-                experiment=experiment, traffic_percent=data["traffic_percent"], by=request.user
-            )
-        texts = {k: v for k, v in data.items() if k in ("name", "hypothesis")}
-        if texts:
-            lifecycle.rename_experiment(experiment=experiment, by=request.user, **texts)
+        data = dict(given.validated_data)
+        if "variants" in data:
+            data["variants"] = [lifecycle.VariantSpec(**v) for v in data["variants"]]
+        if "metrics" in data:
+            data["metrics"] = [lifecycle.MetricSpec(**m) for m in data["metrics"]]
+        editing.update_experiment(
+            experiment=experiment, edit=editing.ExperimentEdit(**data), by=request.user
+        )
         return Response(serializers.ExperimentSerializer(selectors.get_experiment(key)).data)
 
 
@@ -149,6 +157,17 @@ class ExperimentStopView(APIView):
         return Response(serializers.ExperimentSerializer(selectors.get_experiment(key)).data)
 
 
+class ExperimentArchiveView(APIView):
+    """Archive a draft or stopped experiment. 409 when it is running or archived."""
+
+    permission_classes = [CanManage]
+
+    @extend_schema(request=None, responses=serializers.ExperimentSerializer)
+    def post(self, request: Request, key: str) -> Response:
+        lifecycle.archive_experiment(experiment=selectors.get_experiment(key), by=request.user)
+        return Response(serializers.ExperimentSerializer(selectors.get_experiment(key)).data)
+
+
 class ExperimentAuditView(APIView):
     """The newest 500 audit entries of an experiment, newest first."""
 
@@ -166,19 +185,7 @@ class SdkConfigView(APIView):
 
     @extend_schema(responses=serializers.SdkConfigSerializer)
     def get(self, request: Request, key: str) -> Response:
-        config = assignment.get_compiled(key).config
-        weights = normalise_weights([v.weight for v in config.variants])
-        return Response(
-            {
-                "key": config.key,
-                "variations": [v.key for v in config.variants],
-                "weights": weights,
-                "coverage": config.coverage if config.is_running else 0.0,
-                "hashVersion": 2,
-                "seed": config.seed,
-                "hashAttribute": "id",
-            }
-        )
+        return Response(integration.sdk_config(key))
 
 
 class AssignmentView(APIView):

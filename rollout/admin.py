@@ -71,7 +71,7 @@ class RolloutAdmin(admin.ModelAdmin):
     list_filter = ("state", "stage", "feature")
     search_fields = ("key", "name")
     list_select_related = ("experiment",)
-    raw_id_fields = ("experiment",)
+    autocomplete_fields = ("experiment",)  # chosen by key or name, not typed as an id
     actions = ["roll_back", "re_arm", "pause", "resume", "complete"]
     ALWAYS_READ_ONLY = (
         "salt",

@@ -15,6 +15,7 @@ from common.audit import AuditAction, write_audit
 from common.errors import DomainError
 from experiments import config_cache
 from experiments.models import Experiment, ExperimentMetric, Metric, Variant
+from experiments.services.policy import check_decision_policy
 
 
 def create_metric(
@@ -27,6 +28,7 @@ def create_metric(
     description: str = "",
     unit_aggregation: str = Metric.UnitAggregation.SUM,
 ) -> Metric:
+    """A new metric. 409 for a key in use."""
     if Metric.objects.filter(key=key).exists():
         raise DomainError(
             f"A metric with key '{key}' already exists.", code="conflict", field="key"
@@ -90,6 +92,68 @@ def check_variants(variants: Sequence[VariantSpec]) -> None:
             raise DomainError(message, field="variants") from exc
 
 
+def check_metrics(metrics: Sequence[MetricSpec]) -> dict[str, Metric]:
+    """The rules of an experiment's metrics: each known and attached once,
+    with a role and a finite minimum effect. Returns the metrics by key."""
+    metric_keys = [m.metric for m in metrics]
+    if len(set(metric_keys)) != len(metric_keys):
+        raise DomainError("A metric can be attached to an experiment only once.", field="metrics")
+    for m in metrics:
+        if m.role not in ExperimentMetric.Role.values:
+            raise DomainError(
+                f"Metric '{m.metric}': role must be one of "
+                f"{', '.join(ExperimentMetric.Role.values)}.",
+                field="metrics",
+            )
+        if m.min_effect is not None:
+            try:
+                validation.check_number(m.min_effect)
+            except validation.Invalid as exc:
+                message = f"Metric '{m.metric}', minimum effect: {exc.message}"
+                raise DomainError(message, field="metrics") from exc
+    known = {m.key: m for m in Metric.objects.filter(key__in=metric_keys)}
+    unknown = [k for k in metric_keys if k not in known]
+    if unknown:
+        raise DomainError(f"Unknown metric(s): {', '.join(unknown)}.", field="metrics")
+    return known
+
+
+ANALYSIS_SETTINGS = ("sequential", "correction", "cuped_lookback_days", "exclude_carryover")
+CORRECTIONS = ("holm", "bh")
+MAX_CUPED_DAYS = 365
+
+
+def check_analysis_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """How results are computed (the model's analysis fields), for creation
+    and edits alike. TypeError for an unknown name (a programming error),
+    DomainError (400) for a bad value."""
+    unknown = sorted(set(settings) - set(ANALYSIS_SETTINGS))
+    if unknown:
+        raise TypeError(f"Unknown experiment settings: {', '.join(unknown)}")
+    checked: dict[str, Any] = {}
+    for name in ("sequential", "exclude_carryover"):
+        if name in settings:
+            if not isinstance(settings[name], bool):
+                raise DomainError(f"{name} must be true or false.", field=name)
+            checked[name] = settings[name]
+    if "correction" in settings:
+        if settings["correction"] not in CORRECTIONS:
+            raise DomainError(
+                f"correction must be one of {', '.join(CORRECTIONS)}.", field="correction"
+            )
+        checked["correction"] = settings["correction"]
+    if "cuped_lookback_days" in settings:
+        try:
+            checked["cuped_lookback_days"] = validation.check_integer(
+                settings["cuped_lookback_days"], low=0, high=MAX_CUPED_DAYS
+            )
+        except validation.Invalid as exc:
+            raise DomainError(
+                f"cuped_lookback_days: {exc.message}", field="cuped_lookback_days"
+            ) from exc
+    return checked
+
+
 def create_experiment(
     *,
     key: str,
@@ -100,18 +164,21 @@ def create_experiment(
     traffic_percent: float = 100.0,
     alpha: float = 0.05,
     owner: Any = None,
+    decision_policy: dict | None = None,
     by: Any = None,
+    **settings: Any,
 ) -> Experiment:
     """Create a draft experiment with its variants and metrics, all or nothing,
-    and audit it as `experiment_created` by `by`."""
+    and audit it as `experiment_created` by `by`. `settings` are the analysis
+    fields of the model (sequential, correction, cuped_lookback_days,
+    exclude_carryover); `decision_policy` the overrides of the default rules
+    (experiments.services.policy)."""
+    analysis_settings = check_analysis_settings(settings)
     check_variants(variants)
-    metric_keys = [m.metric for m in metrics]
-    if len(set(metric_keys)) != len(metric_keys):
-        raise DomainError("A metric can be attached to an experiment only once.", field="metrics")
-    known = {m.key: m for m in Metric.objects.filter(key__in=metric_keys)}
-    unknown = [k for k in metric_keys if k not in known]
-    if unknown:
-        raise DomainError(f"Unknown metric(s): {', '.join(unknown)}.", field="metrics")
+    known = check_metrics(metrics)
+    policy_overrides = check_decision_policy(
+        decision_policy, metric_keys=set(Metric.objects.values_list("key", flat=True))
+    )
     if Experiment.objects.filter(key=key).exists():
         raise DomainError(
             f"An experiment with key '{key}' already exists.", code="conflict", field="key"
@@ -125,6 +192,8 @@ def create_experiment(
                 traffic_percent=traffic_percent,
                 alpha=alpha,
                 owner=owner,
+                decision_policy=policy_overrides,
+                **analysis_settings,
             )
             Variant.objects.bulk_create(
                 Variant(
@@ -213,7 +282,7 @@ def audit_experiment_edit(
 def _transition(
     experiment: Experiment,
     *,
-    allowed_from: str,
+    allowed_from: str | tuple[str, ...],
     to: str,
     verb: str,
     done: str,
@@ -223,15 +292,20 @@ def _transition(
 ) -> Experiment:
     """Move the status with a conditional UPDATE, so that two concurrent calls
     cannot both succeed, and audit the move."""
+    sources = (allowed_from,) if isinstance(allowed_from, str) else allowed_from
     with transaction.atomic():
-        moved = Experiment.objects.filter(id=experiment.id, status=allowed_from).update(
+        current = (
+            Experiment.objects.select_for_update()
+            .values_list("status", flat=True)
+            .get(id=experiment.id)
+        )
+        moved = Experiment.objects.filter(id=experiment.id, status__in=sources).update(
             status=to, updated_at=timezone.now(), **stamp
         )
         if moved != 1:
-            current = Experiment.objects.values_list("status", flat=True).get(id=experiment.id)
             raise DomainError(
                 f"Cannot {verb} experiment '{experiment.key}': it is {current}, "
-                f"and only a {allowed_from} experiment can be {done}.",
+                f"and only a {' or '.join(sources)} experiment can be {done}.",
                 code="conflict",
             )
         write_audit(
@@ -239,7 +313,7 @@ def _transition(
             subject=experiment,
             actor=by,
             message=f"Experiment '{experiment.key}' {done}.",
-            before={"status": allowed_from},
+            before={"status": current},
             after={"status": to},
         )
         transaction.on_commit(lambda: config_cache.invalidate(experiment.key))
@@ -280,36 +354,29 @@ def stop_experiment(*, experiment: Experiment, by: Any = None) -> Experiment:
     )
 
 
+def archive_experiment(*, experiment: Experiment, by: Any = None) -> Experiment:
+    """draft or stopped → archived: kept for the record, out of the way.
+    409 for a running experiment (stop it first)."""
+    return _transition(
+        experiment,
+        allowed_from=(Experiment.Status.DRAFT, Experiment.Status.STOPPED),
+        to=Experiment.Status.ARCHIVED,
+        verb="archive",
+        done="archived",
+        action=AuditAction.EXPERIMENT_ARCHIVED,
+        by=by,
+        archived_at=timezone.now(),
+    )
+
+
 def set_traffic(*, experiment: Experiment, traffic_percent: float, by: Any = None) -> Experiment:
-    """Change the share of units in the experiment. Raising it never moves a
-    unit that was already in (the bucket ranges only grow); lowering it while
-    running would strand exposed units, so it is refused."""
-    if not 0 <= traffic_percent <= 100:
-        raise DomainError("traffic_percent must be between 0 and 100.", field="traffic_percent")
-    if (
-        experiment.status == Experiment.Status.RUNNING
-        and traffic_percent < experiment.traffic_percent
-    ):
-        raise DomainError(
-            "A running experiment's traffic can only be raised "
-            f"(it is {experiment.traffic_percent:g} %).",
-            code="conflict",
-        )
-    if experiment.status == Experiment.Status.STOPPED:
-        raise DomainError("A stopped experiment's traffic cannot change.", code="conflict")
-    with transaction.atomic():
-        before = (
-            Experiment.objects.select_for_update().values("traffic_percent").get(id=experiment.id)
-        )
-        Experiment.objects.filter(id=experiment.id).update(
-            traffic_percent=traffic_percent, updated_at=timezone.now()
-        )
-        audit_experiment_edit(
-            experiment=experiment, before=before, after={"traffic_percent": traffic_percent}, by=by
-        )
-        transaction.on_commit(lambda: config_cache.invalidate(experiment.key))
-    experiment.refresh_from_db()
-    return experiment
+    """Change the share of units in the experiment, under the edit rule
+    (experiments.services.editing): a running experiment's share may only rise."""
+    from experiments.services import editing  # editing builds on this module
+
+    return editing.update_experiment(
+        experiment=experiment, edit=editing.ExperimentEdit(traffic_percent=traffic_percent), by=by
+    )
 
 
 def rename_experiment(
@@ -320,21 +387,8 @@ def rename_experiment(
     by: Any = None,
 ) -> Experiment:
     """Change the name and / or the hypothesis (None leaves it as it is)."""
-    with transaction.atomic():
-        before = (
-            Experiment.objects.select_for_update()
-            .values("name", "hypothesis")
-            .get(id=experiment.id)
-        )
-        if name is not None:
-            experiment.name = name
-        if hypothesis is not None:
-            experiment.hypothesis = hypothesis
-        experiment.save(update_fields=["name", "hypothesis", "updated_at"])
-        audit_experiment_edit(
-            experiment=experiment,
-            before=before,
-            after={"name": experiment.name, "hypothesis": experiment.hypothesis},
-            by=by,
-        )
-    return experiment
+    from experiments.services import editing
+
+    return editing.update_experiment(
+        experiment=experiment, edit=editing.ExperimentEdit(name=name, hypothesis=hypothesis), by=by
+    )

@@ -104,6 +104,7 @@ def test_the_actions_are_exactly_the_agreed_ones():
         "experiment_started",
         "experiment_stopped",
         "experiment_edited",
+        "experiment_archived",
     ]
     assert all(a.label and a.label != a.value for a in AuditAction)
 
@@ -593,7 +594,9 @@ class TestTheMovedLog:
         assert migration.current_action("rearmed", None) == ("rearmed", {})
 
     def test_the_migration_knows_every_current_action(self):
-        assert set(AuditAction.values) == migration.CURRENT_ACTIONS
+        # Every action that existed when the log moved; later ones have no legacy rows.
+        added_later = {AuditAction.EXPERIMENT_ARCHIVED.value}
+        assert set(AuditAction.values) - added_later == migration.CURRENT_ACTIONS
 
 
 def test_the_rollout_shim_accepts_old_and_new_names():
