@@ -167,17 +167,20 @@ def _push_while_alive() -> None:
     while True:
         time.sleep(PUSH_INTERVAL_SECONDS)
         if _pending:
-            maybe_push()
+            maybe_push(by_request=False)
             close_old_connections()
 
 
-def maybe_push() -> None:
+def maybe_push(*, by_request: bool = True) -> None:
     """Push when a second has passed or many requests wait (called after each
-    request). A push that fails keeps the tally for the next one and is
-    logged, at most once a minute: the request it follows is not failed for it."""
+    request, and by the idle pusher). Where the idle pusher runs, a request
+    pushes only when many requests wait, so requests rarely pay for a push. A
+    push that fails keeps the tally for the next one and is logged, at most
+    once a minute: the request it follows is not failed for it."""
     global _last_failure_logged
     if _pending.requests < PUSH_PENDING_LIMIT and (
-        time.monotonic() - _last_push < PUSH_INTERVAL_SECONDS
+        (by_request and _pusher_pid == os.getpid())
+        or time.monotonic() - _last_push < PUSH_INTERVAL_SECONDS
     ):
         return
     try:

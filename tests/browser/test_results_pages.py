@@ -195,7 +195,8 @@ def test_keyboard_users_skip_to_the_content_and_charts_add_no_tab_stops(
     assert page.evaluate("() => document.activeElement.className") == "skip"
     page.keyboard.press("Enter")
     assert page.evaluate("() => location.hash") == "#main"
-    page.evaluate("() => window.scrollTo(0, document.body.scrollHeight)")
+    # History charts are drawn when they come near the screen.
+    page.locator(".chart.history").first.scroll_into_view_if_needed()
     page.locator(".chart.history svg.main-svg").first.wait_for(timeout=10_000)
     focusable = page.evaluate(
         "() => document.querySelectorAll('.chart a, .chart button, .chart [tabindex]').length"
