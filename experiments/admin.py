@@ -1,5 +1,6 @@
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -10,8 +11,32 @@ from experiments.models import Event, Experiment, ExperimentMetric, Exposure, Me
 from experiments.services import lifecycle
 
 
+class MetricForm(forms.ModelForm):
+    """The admin obeys the service's rules for capping and ratio metrics
+    (lifecycle.check_metric_definition)."""
+
+    class Meta:
+        model = Metric
+        fields = "__all__"  # noqa: DJ007 - the admin edits every field of a metric
+
+    def clean(self):
+        data = super().clean()
+        try:
+            lifecycle.check_metric_definition(
+                kind=data.get("kind") or "",
+                cap_kind=data.get("cap_kind") or "",
+                cap_value=data.get("cap_value"),
+                numerator=data.get("numerator"),
+                denominator=data.get("denominator"),
+            )
+        except DomainError as exc:
+            raise ValidationError({exc.field or "kind": exc.message}) from exc
+        return data
+
+
 @admin.register(Metric)
 class MetricAdmin(admin.ModelAdmin):
+    form = MetricForm
     list_display = ("key", "name", "kind", "higher_is_better", "missing_as_zero", "created_at")
     list_filter = ("kind", "higher_is_better", "missing_as_zero")
     search_fields = ("key", "name")

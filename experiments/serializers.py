@@ -23,6 +23,14 @@ from experiments.services.assignment import MAX_BATCH_UNITS
 
 
 class MetricSerializer(serializers.ModelSerializer):
+    cap_value = BoundedFloatField(required=False, allow_null=True, default=None)
+    numerator = serializers.SlugRelatedField(
+        slug_field="key", queryset=Metric.objects.all(), required=False, allow_null=True
+    )
+    denominator = serializers.SlugRelatedField(
+        slug_field="key", queryset=Metric.objects.all(), required=False, allow_null=True
+    )
+
     class Meta:
         model = Metric
         fields = [
@@ -33,6 +41,10 @@ class MetricSerializer(serializers.ModelSerializer):
             "higher_is_better",
             "missing_as_zero",
             "unit_aggregation",
+            "cap_kind",
+            "cap_value",
+            "numerator",
+            "denominator",
         ]
         extra_kwargs = {"key": {"validators": []}}  # uniqueness answers 409, not 400
 
@@ -53,6 +65,14 @@ class ExperimentMetricInputSerializer(serializers.Serializer):
     min_effect = BoundedFloatField(required=False, allow_null=True, default=None)
 
 
+class PriorSerializer(serializers.Serializer):
+    """The Bayesian engine's prior on the relative effect."""
+
+    mean = BoundedFloatField(default=0.0)
+    variance = BoundedFloatField(default=1.0, min_value=1e-12)
+    proper = serializers.BooleanField(default=True)
+
+
 class ExperimentCreateSerializer(serializers.Serializer):
     key = serializers.SlugField(max_length=KEY_MAX_LENGTH)
     name = serializers.CharField(max_length=200)
@@ -61,6 +81,10 @@ class ExperimentCreateSerializer(serializers.Serializer):
     alpha = serializers.FloatField(default=0.05)
     variants = VariantInputSerializer(many=True)
     metrics = ExperimentMetricInputSerializer(many=True, required=False, default=list)
+    engine = serializers.ChoiceField(
+        choices=Experiment.Engine.choices, default=Experiment.Engine.FREQUENTIST
+    )
+    prior = PriorSerializer(required=False, default=None, allow_null=True)
 
     def validate_alpha(self, value: float) -> float:
         if not 0 < value < 0.5:
@@ -102,6 +126,10 @@ class ExperimentSerializer(serializers.ModelSerializer):
             "status",
             "traffic_percent",
             "alpha",
+            "engine",
+            "prior_mean",
+            "prior_variance",
+            "prior_proper",
             "seed",
             "owner",
             "created_at",

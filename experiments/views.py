@@ -92,6 +92,8 @@ class ExperimentListCreateView(APIView):
             metrics=[lifecycle.MetricSpec(**m) for m in data["metrics"]],
             owner=request.user,
             by=request.user,
+            engine=data["engine"],
+            prior=data["prior"],
         )
         experiment = selectors.get_experiment(experiment.key)
         return Response(

@@ -3,7 +3,7 @@ draft → running → stopped. Each is one transaction that also writes its
 audit entry (`by` is the person, None for the platform); the cached
 configuration is dropped after commit."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,39 @@ from experiments import config_cache
 from experiments.models import Experiment, ExperimentMetric, Metric, Variant
 
 
+def check_metric_definition(
+    *,
+    kind: str,
+    cap_kind: str = Metric.Cap.NONE,
+    cap_value: float | None = None,
+    numerator: Metric | None = None,
+    denominator: Metric | None = None,
+) -> None:
+    """The rules of a metric's definition, for the API and the admin alike:
+    capping belongs to mean metrics (a fixed cap, or a percentile in (0, 1));
+    a ratio metric names a numerator and a denominator metric, neither a ratio."""
+    if cap_kind not in Metric.Cap.values:
+        raise DomainError(f"cap_kind must be one of {Metric.Cap.values}.", field="cap_kind")
+    if cap_kind and kind != Metric.Kind.MEAN:
+        raise DomainError("Only mean metrics can be capped.", field="cap_kind")
+    if cap_kind and cap_value is None:
+        raise DomainError("A capped metric needs cap_value.", field="cap_value")
+    if not cap_kind and cap_value is not None:
+        raise DomainError("cap_value needs cap_kind (fixed or percentile).", field="cap_value")
+    if cap_kind == Metric.Cap.PERCENTILE and not 0 < float(cap_value or 0) < 1:
+        raise DomainError("A percentile cap is a share in (0, 1), e.g. 0.99.", field="cap_value")
+    if kind == Metric.Kind.RATIO:
+        for name, part in (("numerator", numerator), ("denominator", denominator)):
+            if part is None:
+                raise DomainError(f"A ratio metric needs a {name} metric.", field=name)
+            if part.kind == Metric.Kind.RATIO:
+                raise DomainError(f"The {name} cannot be a ratio metric itself.", field=name)
+    elif numerator is not None or denominator is not None:
+        raise DomainError(
+            "numerator and denominator belong to ratio metrics only.", field="numerator"
+        )
+
+
 def create_metric(
     *,
     key: str,
@@ -26,11 +59,22 @@ def create_metric(
     missing_as_zero: bool = True,
     description: str = "",
     unit_aggregation: str = Metric.UnitAggregation.SUM,
+    cap_kind: str = Metric.Cap.NONE,
+    cap_value: float | None = None,
+    numerator: Metric | None = None,
+    denominator: Metric | None = None,
 ) -> Metric:
     if Metric.objects.filter(key=key).exists():
         raise DomainError(
             f"A metric with key '{key}' already exists.", code="conflict", field="key"
         )
+    check_metric_definition(
+        kind=kind,
+        cap_kind=cap_kind,
+        cap_value=cap_value,
+        numerator=numerator,
+        denominator=denominator,
+    )
     try:
         with transaction.atomic():
             return Metric.objects.create(
@@ -41,6 +85,10 @@ def create_metric(
                 missing_as_zero=missing_as_zero,
                 description=description,
                 unit_aggregation=unit_aggregation,
+                cap_kind=cap_kind,
+                cap_value=cap_value,
+                numerator=numerator,
+                denominator=denominator,
             )
     except IntegrityError as exc:  # a concurrent request won the race for the key
         raise DomainError(
@@ -101,10 +149,20 @@ def create_experiment(
     alpha: float = 0.05,
     owner: Any = None,
     by: Any = None,
+    engine: str = Experiment.Engine.FREQUENTIST,
+    prior: Mapping[str, Any] | None = None,
 ) -> Experiment:
     """Create a draft experiment with its variants and metrics, all or nothing,
-    and audit it as `experiment_created` by `by`."""
+    and audit it as `experiment_created` by `by`. `prior` ({mean, variance,
+    proper}) is the Bayesian engine's prior on the relative effect."""
     check_variants(variants)
+    if engine not in Experiment.Engine.values:
+        raise DomainError(f"engine must be one of {Experiment.Engine.values}.", field="engine")
+    prior = dict(prior or {})
+    if prior and engine != Experiment.Engine.BAYESIAN:
+        raise DomainError("A prior belongs to the Bayesian engine.", field="prior")
+    if float(prior.get("variance", 1.0)) <= 0:
+        raise DomainError("The prior's variance must be > 0.", field="prior")
     metric_keys = [m.metric for m in metrics]
     if len(set(metric_keys)) != len(metric_keys):
         raise DomainError("A metric can be attached to an experiment only once.", field="metrics")
@@ -125,6 +183,10 @@ def create_experiment(
                 traffic_percent=traffic_percent,
                 alpha=alpha,
                 owner=owner,
+                engine=engine,
+                prior_mean=float(prior.get("mean", 0.0)),
+                prior_variance=float(prior.get("variance", 1.0)),
+                prior_proper=bool(prior.get("proper", False)),
             )
             Variant.objects.bulk_create(
                 Variant(
