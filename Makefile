@@ -44,6 +44,6 @@ lint: $(VENV)/.dev
 clean:
 	rm -rf $(VENV) data staticfiles .pytest_cache .ruff_cache .mypy_cache
 
-PURE_MODULES := common/errors.py common/validation.py common/wording.py config/env.py experiments/hashing.py experiments/stats.py \
+PURE_MODULES := common/errors.py common/validation.py common/wording.py config/env.py experiments/hashing.py experiments/stats.py experiments/decision.py \
 	rollout/histogram.py rollout/health.py rollout/comparison.py rollout/wording.py rollout/plan.py conversations/memory.py conversations/responders \
 	recommendations/engines recommendations/demo_data.py conversations/engine.py

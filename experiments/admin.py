@@ -12,8 +12,32 @@ from experiments.models import Event, Experiment, ExperimentMetric, Exposure, Me
 from experiments.services import editing, lifecycle, policy
 
 
+class MetricForm(forms.ModelForm):
+    """The admin obeys the service's rules for capping and ratio metrics
+    (lifecycle.check_metric_definition)."""
+
+    class Meta:
+        model = Metric
+        fields = "__all__"  # noqa: DJ007 - the admin edits every field of a metric
+
+    def clean(self):
+        data = super().clean()
+        try:
+            lifecycle.check_metric_definition(
+                kind=data.get("kind") or "",
+                cap_kind=data.get("cap_kind") or "",
+                cap_value=data.get("cap_value"),
+                numerator=data.get("numerator"),
+                denominator=data.get("denominator"),
+            )
+        except DomainError as exc:
+            raise ValidationError({exc.field or "kind": exc.message}) from exc
+        return data
+
+
 @admin.register(Metric)
 class MetricAdmin(admin.ModelAdmin):
+    form = MetricForm
     list_display = ("key", "name", "kind", "higher_is_better", "missing_as_zero", "created_at")
     list_filter = ("kind", "higher_is_better", "missing_as_zero")
     search_fields = ("key", "name")
@@ -47,6 +71,10 @@ METRIC_FIELDS = (
     "higher_is_better",
     "missing_as_zero",
     "unit_aggregation",
+    "cap_kind",
+    "cap_value",
+    "numerator",
+    "denominator",
 )
 
 

@@ -19,14 +19,25 @@ service figures, answer one verdict with plain-language reasons:
 Defaults are the seed's: required — a primary metric significantly better,
 treatment error rate < 0.5 %, treatment P95 < 100 ms; important, at least 2 of —
 adoption +10 pp, session duration +100 %, completion +5 pp, satisfaction +0.2
-points. An important improvement counts when its estimate reaches the
-threshold and it is significant.
+points.
+
+A required service figure that is not measured (no linked rollout health, or
+only one of error rate and P95) is said so in the reasons and keeps the
+verdict from passing: at best `inconclusive` until it is measured. A policy
+turns a requirement off by setting its limit to null.
+
+An important threshold is judged on the interval the analysis hands over
+(1 − α/m over the m important comparisons, sequential when the experiment
+decides sequentially): **met** when the interval's bound on the bad side
+clears the threshold (lower bound ≥ threshold for a metric where higher is
+better), **likely met** when only the estimate does (shown, never counted),
+**not met** otherwise. Without an interval nothing counts as met.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -68,6 +79,11 @@ class MetricComparison:
     higher_is_better: bool = True
     units_needed: int | None = None
     days_needed: float | None = None
+    # The interval important thresholds are judged on (see the module docstring).
+    important_ci_low: float | None = None
+    important_ci_high: float | None = None
+    important_relative_ci_low: float | None = None
+    important_relative_ci_high: float | None = None
 
     @property
     def improved(self) -> bool:
@@ -107,6 +123,10 @@ def _pct(value: float) -> str:
     return f"{value * 100:.2f} %"
 
 
+def _ms(value: float) -> str:
+    return f"{value:.0f} ms"
+
+
 def _effect_text(c: MetricComparison) -> str:
     parts = []
     if c.absolute_effect is not None:
@@ -116,26 +136,72 @@ def _effect_text(c: MetricComparison) -> str:
     return " (".join(parts) + (")" if len(parts) == 2 else "")
 
 
+ImportantOutcome = Literal["met", "likely met", "not met", "not measured"]
+
+
 def _important_met(
     rule: Mapping[str, Any], by_metric: Mapping[str, MetricComparison]
-) -> tuple[bool, str]:
+) -> tuple[ImportantOutcome, str]:
+    """One important threshold judged on its corrected interval: the bound on the
+    bad side must clear it (met); the estimate alone reaching it is "likely met"."""
     label = rule.get("label") or rule["metric"]
     c = by_metric.get(rule["metric"])
     if c is None:
-        return False, f"{label}: not measured in this experiment"
+        return "not measured", f"{label}: not measured in this experiment"
     direction = 1 if c.higher_is_better else -1
     if "min_absolute" in rule:
         estimate, threshold = c.absolute_effect, float(rule["min_absolute"])
-        shown = f"{estimate:+.4g}" if estimate is not None else "n/a"
+        low, high = c.important_ci_low, c.important_ci_high
+        scale, shown_format = 1.0, "{:+.4g}"
     else:
         estimate, threshold = c.relative_effect, float(rule["min_relative"])
-        shown = f"{estimate * 100:+.1f} %" if estimate is not None else "n/a"
-    reaches = estimate is not None and direction * estimate >= threshold
-    if reaches and c.improved:
-        return True, f"{label}: met ({shown}, significant)"
-    if reaches:
-        return False, f"{label}: estimate {shown} reaches the threshold but is not significant yet"
-    return False, f"{label}: not met ({shown})"
+        low, high = c.important_relative_ci_low, c.important_relative_ci_high
+        scale, shown_format = 100.0, "{:+.1f} %"
+
+    def shown(value: float | None) -> str:
+        return "n/a" if value is None else shown_format.format(value * scale)
+
+    bound = low if direction == 1 else high
+    interval = f"interval [{shown(low)}, {shown(high)}]"
+    if bound is not None and direction * bound >= threshold:
+        return "met", f"{label}: met ({shown(estimate)}, {interval} clears it)"
+    if estimate is not None and direction * estimate >= threshold:
+        return "likely met", (
+            f"{label}: likely met — estimate {shown(estimate)} reaches the threshold but the "
+            f"{interval} does not clear it yet"
+        )
+    return "not met", f"{label}: not met ({shown(estimate)}, {interval})"
+
+
+def _service_checks(
+    service: ServiceFigures | None, policy: Mapping[str, Any]
+) -> tuple[list[str], list[str], list[str]]:
+    """(failures, missing, passed) of the required service levels. A limit set to
+    None in the policy is not required."""
+    failures: list[str] = []
+    missing: list[str] = []
+    passed: list[str] = []
+    source = service.source if service else "no linked rollout health"
+    checks: tuple[tuple[str, Any, float | None, Callable[[float], str]], ...] = (
+        ("error rate", policy.get("max_error_rate"), service.error_rate if service else None, _pct),
+        ("P95 latency", policy.get("max_p95_ms"), service.p95_ms if service else None, _ms),
+    )
+    for name, limit, value, fmt in checks:
+        if limit is None:
+            continue
+        if value is None:
+            missing.append(
+                f"required: treatment {name} not measured ({source}); the verdict cannot "
+                f"pass until it is below {fmt(float(limit))}"
+            )
+        elif value >= limit:
+            failures.append(
+                f"required: treatment {name} {fmt(value)} is not below {fmt(float(limit))} "
+                f"({source})"
+            )
+        else:
+            passed.append(f"required: treatment {name} {fmt(value)} < {fmt(float(limit))}")
+    return failures, missing, passed
 
 
 def decide_variant(
@@ -157,32 +223,9 @@ def decide_variant(
         if c.role == "primary" and c.worsened:
             failures.append(f"primary metric {c.metric} is significantly worse: {_effect_text(c)}")
 
-    max_error, max_p95 = policy.get("max_error_rate"), policy.get("max_p95_ms")
-    if service is None or (service.error_rate is None and service.p95_ms is None):
-        reasons.append(
-            "required: error rate and P95 latency not evaluated (no linked rollout health)"
-        )
-    else:
-        if max_error is not None and service.error_rate is not None:
-            if service.error_rate >= max_error:
-                failures.append(
-                    f"required: treatment error rate {_pct(service.error_rate)} is not below "
-                    f"{_pct(max_error)} ({service.source})"
-                )
-            else:
-                reasons.append(
-                    f"required: treatment error rate {_pct(service.error_rate)} < {_pct(max_error)}"
-                )
-        if max_p95 is not None and service.p95_ms is not None:
-            if service.p95_ms >= max_p95:
-                failures.append(
-                    f"required: treatment P95 latency {service.p95_ms:.0f} ms is not below "
-                    f"{max_p95:.0f} ms ({service.source})"
-                )
-            else:
-                reasons.append(
-                    f"required: treatment P95 latency {service.p95_ms:.0f} ms < {max_p95:.0f} ms"
-                )
+    service_failures, missing, passed = _service_checks(service, policy)
+    failures.extend(service_failures)
+    reasons.extend(missing + passed)
 
     if failures:
         return Decision("failure", failures + reasons, variant)
@@ -218,14 +261,28 @@ def decide_variant(
     rules = policy.get("important") or []
     needed = int(policy.get("important_needed", 2))
     outcomes = [_important_met(rule, by_metric) for rule in rules]
-    met = sum(1 for ok, _ in outcomes if ok)
+    met = sum(1 for outcome, _ in outcomes if outcome == "met")
+    likely = sum(1 for outcome, _ in outcomes if outcome == "likely met")
     reasons.extend(f"important: {text}" for _, text in outcomes)
+    likely_text = f"; {likely} more likely met but not yet clear of the threshold" if likely else ""
+    if missing:
+        return Decision(
+            "inconclusive",
+            [
+                "a required service figure is not measured: the verdict cannot pass "
+                f"({met} of {len(rules)} important improvements met{likely_text})",
+                *reasons,
+            ],
+            variant,
+        )
     if met >= needed:
-        reasons.insert(0, f"{met} of {len(rules)} important improvements met (≥ {needed} needed)")
+        reasons.insert(
+            0, f"{met} of {len(rules)} important improvements met (≥ {needed} needed){likely_text}"
+        )
         return Decision("success", reasons, variant)
     reasons.insert(
         0,
-        f"only {met} of {len(rules)} important improvements met ({needed} needed): "
+        f"only {met} of {len(rules)} important improvements met ({needed} needed){likely_text}: "
         "optimise and re-run",
     )
     return Decision("conditional", reasons, variant)

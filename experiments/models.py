@@ -28,6 +28,12 @@ class Metric(TimeStampedModel):
     class Kind(models.TextChoices):
         BINOMIAL = "binomial", "Binomial (converted or not)"
         MEAN = "mean", "Mean of per-unit sums"
+        RATIO = "ratio", "Ratio of two metrics' per-unit sums (delta method)"
+
+    class Cap(models.TextChoices):
+        NONE = "", "No capping"
+        FIXED = "fixed", "At a fixed value"
+        PERCENTILE = "percentile", "At a percentile of the experiment's per-unit values"
 
     key = models.SlugField(max_length=KEY_MAX_LENGTH, unique=True)
     name = models.CharField(max_length=200)
@@ -50,8 +56,38 @@ class Metric(TimeStampedModel):
         help_text="How a mean metric combines several events of one unit.",
     )
 
+    # Winsorisation of mean metrics: each unit's value is min(value, cap), so one
+    # outlier cannot decide a test. A percentile cap (e.g. 0.99) is computed in the
+    # database over the experiment's per-unit values at each analysis.
+    cap_kind = models.CharField(max_length=16, choices=Cap.choices, default=Cap.NONE, blank=True)
+    cap_value = models.FloatField(
+        null=True, blank=True, help_text="The cap (fixed) or the percentile in (0, 1)."
+    )
+    # Ratio metrics: Σ numerator / Σ denominator per arm, each a metric of its own.
+    numerator = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    denominator = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
     class Meta:
         ordering = ["key"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(cap_kind="") & Q(cap_value__isnull=True))
+                | (Q(cap_kind="fixed") & Q(cap_value__isnull=False))
+                | (Q(cap_kind="percentile") & Q(cap_value__gt=0) & Q(cap_value__lt=1)),
+                name="metric_cap_consistent",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    Q(kind="ratio") & Q(numerator__isnull=False) & Q(denominator__isnull=False)
+                )
+                | (~Q(kind="ratio") & Q(numerator__isnull=True) & Q(denominator__isnull=True)),
+                name="metric_ratio_has_both_parts",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.key
@@ -103,6 +139,22 @@ class Experiment(TimeStampedModel):
     decision_policy = models.JSONField(
         default=dict, blank=True, help_text="Overrides of the default decision rules."
     )
+
+    class Engine(models.TextChoices):
+        FREQUENTIST = "frequentist", "Frequentist (sequential or fixed horizon)"
+        BAYESIAN = "bayesian", "Bayesian (Gaussian approximation)"
+
+    engine = models.CharField(
+        max_length=16,
+        choices=Engine.choices,
+        default=Engine.FREQUENTIST,
+        help_text="Bayesian: decide on chance to beat control and risk instead of p-values.",
+    )
+    # The Bayesian engine's prior on the relative effect, N(mean, variance); not
+    # proper means flat (the data's own normal approximation).
+    prior_mean = models.FloatField(default=0.0)
+    prior_variance = models.FloatField(default=1.0)
+    prior_proper = models.BooleanField(default=False)
     analysis_claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
@@ -118,6 +170,9 @@ class Experiment(TimeStampedModel):
             ),
             models.CheckConstraint(
                 condition=Q(alpha__gt=0) & Q(alpha__lt=0.5), name="experiment_alpha_0_05"
+            ),
+            models.CheckConstraint(
+                condition=Q(prior_variance__gt=0), name="experiment_prior_variance_positive"
             ),
         ]
 
@@ -266,6 +321,22 @@ COMPARISON_NUMBERS = (
     "sequential_p_value",
     "p_value_adjusted",
     "significant",
+    # This look's own always-valid p-value (the one above is the running minimum).
+    "sequential_p_value_look",
+    # Guardrails: one-sided p-value for harm (before the guardrail family's correction).
+    "harm_p_value",
+    # The corrected intervals important thresholds are judged on.
+    "important_ci_low",
+    "important_ci_high",
+    "important_relative_ci_low",
+    "important_relative_ci_high",
+    "power",
+    "units_needed",
+    "days_needed",
+    # Bayesian engine: chance to beat control and the risk of shipping either arm.
+    "chance_to_win",
+    "risk_control",
+    "risk_treatment",
 )
 
 
@@ -289,6 +360,18 @@ class SnapshotMetric(models.Model):
     sequential_p_value = models.FloatField(null=True)
     p_value_adjusted = models.FloatField(null=True)
     significant = models.BooleanField(default=False)
+    sequential_p_value_look = models.FloatField(null=True)
+    harm_p_value = models.FloatField(null=True)
+    important_ci_low = models.FloatField(null=True)
+    important_ci_high = models.FloatField(null=True)
+    important_relative_ci_low = models.FloatField(null=True)
+    important_relative_ci_high = models.FloatField(null=True)
+    power = models.FloatField(null=True)
+    units_needed = models.BigIntegerField(null=True)
+    days_needed = models.FloatField(null=True)
+    chance_to_win = models.FloatField(null=True)
+    risk_control = models.FloatField(null=True)
+    risk_treatment = models.FloatField(null=True)
 
     class Meta:
         indexes = [

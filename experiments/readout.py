@@ -186,6 +186,9 @@ class Column:
     group: str
     cell: CellFn
     numeric: bool = True
+    # Shown only for metrics where some comparison has this snapshot field
+    # (a guardrail's harm p, an important threshold's interval, the Bayesian engine).
+    only_with: str = ""
 
 
 def _kind(metric: Mapping[str, Any]) -> str:
@@ -249,6 +252,31 @@ COMPARISON_COLUMNS: tuple[Column, ...] = (
         "",
         lambda m, c, i: wording.MISSING if c.get("power") is None else f"{c['power'] * 100:.0f} %",
     ),
+    Column(
+        "harm_p",
+        "Harm p",
+        "Guardrail (one-sided)",
+        lambda m, c, i: wording.p_value(c.get("harm_p_value")),
+        only_with="harm_p_value",
+    ),
+    Column(
+        "important_interval",
+        "Interval",
+        "Important threshold",
+        lambda m, c, i: wording.interval(
+            c.get("important_ci_low"), c.get("important_ci_high"), _kind(m)
+        ),
+        only_with="important_ci_low",
+    ),
+    Column(
+        "chance_to_win",
+        "Chance to win",
+        "Bayesian",
+        lambda m, c, i: wording.MISSING
+        if c.get("chance_to_win") is None
+        else f"{c['chance_to_win'] * 100:.1f} %",
+        only_with="chance_to_win",
+    ),
 )
 
 
@@ -270,7 +298,12 @@ def header_groups(
 
 def metric_table(metric: Mapping[str, Any], inference: Inference) -> dict[str, Any]:
     """The comparisons of one metric as header rows and cells."""
-    columns = COMPARISON_COLUMNS
+    comparisons = metric.get("comparisons", [])
+    columns = tuple(
+        col
+        for col in COMPARISON_COLUMNS
+        if not col.only_with or any(c.get(col.only_with) is not None for c in comparisons)
+    )
     rows = []
     for c in metric.get("comparisons", []):
         row_tone = tone(metric, c)

@@ -12,6 +12,9 @@ from typing import Any
 from common import wording
 from experiments.models import COMPARISON_NUMBERS
 
+# Numbers of a comparison kept in the snapshot's document only (not as columns).
+DOCUMENT_NUMBERS = ("test_alpha", "important_alpha", "units_needed_total", "looks")
+
 REPORT_COLUMNS = [
     "metric",
     "role",
@@ -22,6 +25,10 @@ REPORT_COLUMNS = [
     "mean",
     "control_mean",
     *COMPARISON_NUMBERS,
+    *DOCUMENT_NUMBERS,
+    # How the metric was computed: the cap applied to each unit's value, a ratio's parts.
+    "cap_applied",
+    "ratio",
 ]
 
 
@@ -61,6 +68,11 @@ def _rows(results: dict[str, Any]):
                 "mean": treated.get("mean"),
                 "control_mean": control.get("mean"),
                 **{k: c.get(k) for k in COMPARISON_NUMBERS},
+                **{k: c.get(k) for k in DOCUMENT_NUMBERS},
+                "cap_applied": (metric.get("cap") or {}).get("applied"),
+                "ratio": "{numerator}/{denominator}".format(**metric["ratio"])
+                if metric.get("ratio")
+                else None,
             }
 
 
@@ -100,6 +112,20 @@ def render_markdown(data: dict[str, Any]) -> str:
         + ", ".join(f"{k}: {v:,}" for k, v in srm.get("observed", {}).items())
         + ")"
     )
+    computed = {r["metric"]: r for r in data["rows"]}  # once per metric, not per treatment
+    for name, r in computed.items():
+        if r.get("cap_applied") is not None:
+            lines.append(f"- {name}: each unit's value capped at {_num(r['cap_applied'])}")
+        if r.get("ratio"):
+            lines.append(f"- {name}: ratio {r['ratio']} (delta method)")
+    bayesian = [r for r in data["rows"] if r.get("chance_to_win") is not None]
+    if bayesian:
+        lines.append("- Bayesian engine (chance to win, risk of shipping the treatment):")
+        lines += [
+            f"  - {r['metric']} {r['variant']}: chance to win {r['chance_to_win'] * 100:.1f} %, "
+            f"risk {_num(r['risk_treatment'])} (control {_num(r['risk_control'])})"
+            for r in bayesian
+        ]
     if data["service"]:
         service = data["service"]
         lines.append(
@@ -112,11 +138,16 @@ def render_markdown(data: dict[str, Any]) -> str:
         "",
         "| metric | role | variant | units | mean (control) | effect | relative | "
         "CI (fixed) | CI (sequential) | p (fixed horizon) | p (sequential) | "
-        f"p (decision: {decision_family}) | significant |",
-        "| --- | --- | --- | ---: | --- | ---: | ---: | --- | --- | ---: | ---: | ---: | --- |",
+        f"p (decision: {decision_family}) | significant | harm p | important interval | "
+        "units needed |",
+        "| --- | --- | --- | ---: | --- | ---: | ---: | --- | --- | ---: | ---: | ---: | --- "
+        "| ---: | --- | ---: |",
     ]
     for r in data["rows"]:
         rel = r["relative_effect"]
+        important = "–"
+        if r.get("important_ci_low") is not None or r.get("important_ci_high") is not None:
+            important = f"[{_num(r.get('important_ci_low'))}, {_num(r.get('important_ci_high'))}]"
         lines.append(
             f"| {r['metric']} | {r['role']} | {r['variant']} | {_num(r['units'])} | "
             f"{_num(r['mean'])} ({_num(r['control_mean'])}) | {_num(r['absolute_effect'])} | "
@@ -125,7 +156,8 @@ def render_markdown(data: dict[str, Any]) -> str:
             f"[{_num(r['sequential_ci_low'])}, {_num(r['sequential_ci_high'])}] | "
             f"{wording.p_value(r['p_value'])} | {wording.p_value(r['sequential_p_value'])} | "
             f"{wording.p_value(r['p_value_adjusted'])} | "
-            f"{_num(r['significant'])} |"
+            f"{_num(r['significant'])} | {wording.p_value(r.get('harm_p_value'))} | "
+            f"{important} | {_num(r.get('units_needed'))} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -23,6 +23,14 @@ from experiments.services.assignment import MAX_BATCH_UNITS
 
 
 class MetricSerializer(serializers.ModelSerializer):
+    cap_value = BoundedFloatField(required=False, allow_null=True, default=None)
+    numerator = serializers.SlugRelatedField(
+        slug_field="key", queryset=Metric.objects.all(), required=False, allow_null=True
+    )
+    denominator = serializers.SlugRelatedField(
+        slug_field="key", queryset=Metric.objects.all(), required=False, allow_null=True
+    )
+
     class Meta:
         model = Metric
         fields = [
@@ -33,6 +41,10 @@ class MetricSerializer(serializers.ModelSerializer):
             "higher_is_better",
             "missing_as_zero",
             "unit_aggregation",
+            "cap_kind",
+            "cap_value",
+            "numerator",
+            "denominator",
         ]
         extra_kwargs = {"key": {"validators": []}}  # uniqueness answers 409, not 400
 
@@ -65,6 +77,14 @@ DECISION_POLICY_HELP = (
 )
 
 
+class PriorSerializer(serializers.Serializer):
+    """The Bayesian engine's prior on the relative effect."""
+
+    mean = BoundedFloatField(default=0.0)
+    variance = BoundedFloatField(default=1.0, min_value=1e-12)
+    proper = serializers.BooleanField(default=True)
+
+
 class ExperimentCreateSerializer(serializers.Serializer):
     key = serializers.SlugField(max_length=KEY_MAX_LENGTH)
     name = serializers.CharField(max_length=200)
@@ -74,6 +94,10 @@ class ExperimentCreateSerializer(serializers.Serializer):
     variants = VariantInputSerializer(many=True)
     metrics = ExperimentMetricInputSerializer(many=True, required=False, default=list)
     decision_policy = JSONDocumentField(required=False, help_text=DECISION_POLICY_HELP)
+    engine = serializers.ChoiceField(
+        choices=Experiment.Engine.choices, default=Experiment.Engine.FREQUENTIST
+    )
+    prior = PriorSerializer(required=False, default=None, allow_null=True)
 
 
 class ExperimentUpdateSerializer(serializers.Serializer):
@@ -124,6 +148,10 @@ class ExperimentSerializer(serializers.ModelSerializer):
             "status",
             "traffic_percent",
             "alpha",
+            "engine",
+            "prior_mean",
+            "prior_variance",
+            "prior_proper",
             "seed",
             "owner",
             "created_at",

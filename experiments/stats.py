@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal, overload
@@ -40,25 +40,35 @@ __all__ = [
     "DEFAULT_SRM_THRESHOLD",
     "DEFAULT_TAU",
     "ArmStats",
+    "BayesianResult",
     "Comparison",
     "CorrectionMethod",
     "CupedAdjustment",
     "Degeneracy",
+    "GaussianPrior",
     "MetricKind",
     "SampleMoments",
     "SampleSizeEstimate",
     "SrmResult",
     "VariantStats",
     "adjust_p_values",
+    "bayesian_compare",
     "compare",
     "cuped_adjust",
     "fixed_half_width",
     "fixed_p_value",
+    "fixed_p_value_one_sided",
     "minimum_detectable_effect",
     "power_from_se",
+    "ratio_moments",
+    "running_sequential",
     "sequential_half_width",
     "sequential_p_value",
+    "sequential_p_value_one_sided",
+    "sequential_power",
     "sequential_rho",
+    "sequential_units_needed",
+    "sequential_z_critical",
     "srm_check",
     "statistical_power",
     "units_needed",
@@ -128,8 +138,20 @@ def _check_tau(tau: float) -> float:
 
 
 def _sample_variance(n: int, total: float, total_squares: float) -> float:
-    """(Σy² − (Σy)²/n)/(n − 1), clamped at 0 against rounding."""
-    return max(0.0, (total_squares - total * total / n) / (n - 1))
+    """(Σy² − (Σy)²/n)/(n − 1).
+
+    Only a rounding-level negative (within the relative slack that
+    ``_check_moment_sums`` already allowed) is taken as 0; anything below raises, since
+    it means the sums cannot come from real values (or lost their precision: sums of
+    values far from 0 must be shifted first, see ``VariantStats.shift``).
+    """
+    floor = total * total / n
+    spread = total_squares - floor
+    if spread < 0.0:
+        if spread < -_CS_RTOL * max(floor, 1.0):
+            raise ValueError(f"impossible variance: Σy² − (Σy)²/n = {spread!r} < 0 (n = {n})")
+        return 0.0
+    return spread / (n - 1)
 
 
 def _sample_covariance(n: int, sum_x: float, sum_y: float, sum_xy: float) -> float:
@@ -148,6 +170,12 @@ class VariantStats:
         kind: ``"mean"`` → v = (Σy² − (Σy)²/n)/(n − 1); ``"binomial"`` → v = m(1 − m).
         x_sum, x_sum_squares, xy_sum: optional CUPED covariate sums Σx, Σx², Σxy
             (all three or none).
+        shift, x_shift: the references c, c_x subtracted from every value before
+            summing, so the sums are Σ(y − c), Σ(y − c)², Σ(x − c_x)(y − c) …; the
+            mean is c + Σ(y − c)/n and every (co)variance is unchanged by the shift.
+            Summing values around 1e7 ± 1 unshifted loses the variance entirely
+            (Σy² − (Σy)²/n cancels 14 of 16 digits); with c near the mean it does not.
+            Arms compared with CUPED must share both shifts.
 
     Construction validates the sums (finite, Σy² ≥ (Σy)²/n, binomial 0 ≤ Σy ≤ n) and
     raises ``ValueError`` for impossible statistics.
@@ -160,8 +188,12 @@ class VariantStats:
     x_sum: float | None = None
     x_sum_squares: float | None = None
     xy_sum: float | None = None
+    shift: float = 0.0
+    x_shift: float = 0.0
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "shift", _check_finite("shift", self.shift))
+        object.__setattr__(self, "x_shift", _check_finite("x_shift", self.x_shift))
         n = _check_count("n", self.n)
         object.__setattr__(self, "n", n)
         total = _check_finite("sum", self.sum)
@@ -171,6 +203,8 @@ class VariantStats:
         if self.kind not in ("mean", "binomial"):
             raise ValueError(f"kind must be 'mean' or 'binomial', got {self.kind!r}")
         _check_moment_sums("sum", n, total, squares)
+        if self.kind == "binomial" and self.shift != 0.0:
+            raise ValueError("binomial sums are 0/1 counts and take no shift")
         if self.kind == "binomial" and not 0.0 <= total <= n:
             raise ValueError(f"binomial sum must be within [0, n={n}], got {total!r}")
 
@@ -230,10 +264,10 @@ class VariantStats:
 
     @property
     def mean(self) -> float:
-        """m = Σy / n. Raises ``ValueError`` when n = 0."""
+        """m = c + Σ(y − c) / n. Raises ``ValueError`` when n = 0."""
         if self.n == 0:
             raise ValueError("mean is undefined for n = 0")
-        return self.sum / self.n
+        return self.shift + self.sum / self.n
 
     @property
     def variance(self) -> float:
@@ -293,6 +327,54 @@ class SampleMoments:
 
 
 ArmStats = VariantStats | SampleMoments
+
+
+def ratio_moments(
+    *,
+    n: int,
+    y_sum: float,
+    z_sum: float,
+    y_squares: float,
+    z_squares: float,
+    yz: float,
+    y_shift: float = 0.0,
+    z_shift: float = 0.0,
+) -> SampleMoments | None:
+    """One arm of a ratio metric R = Σy/Σz (numerator y, denominator z per unit) as
+    ``SampleMoments`` of its delta-method linearisation, so ``compare`` applies as is.
+
+    With m_y, m_z the means, v_y, v_z, c_yz the sample (co)variances (from sums shifted
+    by c_y, c_z, see ``VariantStats``) and R = m_y/m_z:
+        Var(R̂) ≈ (v_y − 2R c_yz + R² v_z) / (n m_z²)
+    returned as mean R and per-unit variance v = (v_y − 2R c_yz + R² v_z)/m_z², so that
+    v/n is Var(R̂) (GrowthBook's ratio metrics use the same expansion). None when n < 2
+    or the denominator's mean is 0 (the ratio is undefined).
+    """
+    n = _check_count("n", n)
+    if n < 2:
+        return None
+    for name, value in (
+        ("y_sum", y_sum),
+        ("z_sum", z_sum),
+        ("y_squares", y_squares),
+        ("z_squares", z_squares),
+        ("yz", yz),
+    ):
+        _check_finite(name, value)
+    _check_moment_sums("y_sum", n, y_sum, y_squares)
+    _check_moment_sums("z_sum", n, z_sum, z_squares)
+    mean_z = z_shift + z_sum / n
+    if mean_z == 0.0:
+        return None
+    ratio = (y_shift + y_sum / n) / mean_z
+    var_y = _sample_variance(n, y_sum, y_squares)
+    var_z = _sample_variance(n, z_sum, z_squares)
+    cov = _sample_covariance(n, y_sum, z_sum, yz)
+    spread = var_y - 2.0 * ratio * cov + ratio * ratio * var_z
+    # A variance of y − Rz: ≥ 0 up to rounding; far below, the sums contradict each other.
+    if spread < -1e-9 * max(var_y + ratio * ratio * var_z, 1e-300):
+        raise ValueError(f"impossible ratio variance {spread!r}")
+    return SampleMoments(n=n, mean=ratio, variance=max(spread, 0.0) / (mean_z * mean_z))
 
 
 # ------------------------------------------------------------ elementwise helpers
@@ -433,6 +515,124 @@ def sequential_p_value(
     n_rho2 = n * rho**2
     log_p = 0.5 * np.log1p(n_rho2) - n_rho2 * z**2 / (2.0 * (n_rho2 + 1.0))
     return _unwrap(np.exp(np.minimum(log_p, 0.0)))
+
+
+@overload
+def sequential_p_value_one_sided(
+    effect: float,
+    se: float,
+    n_total: float,
+    *,
+    direction: int,
+    alpha: float,
+    tau: float = DEFAULT_TAU,
+) -> float: ...
+@overload
+def sequential_p_value_one_sided(
+    effect: FloatArray,
+    se: FloatArray | float,
+    n_total: FloatArray | float,
+    *,
+    direction: int,
+    alpha: float,
+    tau: float = DEFAULT_TAU,
+) -> FloatArray: ...
+def sequential_p_value_one_sided(
+    effect: npt.ArrayLike,
+    se: npt.ArrayLike,
+    n_total: npt.ArrayLike,
+    *,
+    direction: int,
+    alpha: float,
+    tau: float = DEFAULT_TAU,
+) -> float | FloatArray:
+    """Always-valid one-sided p-value for H1: direction · effect > 0 (direction ±1).
+
+    The two-sided p is 1/M for the Gaussian-mixture martingale
+    M = ∫ exp(λS − λ²N/2) φ(λ; 0, ρ²) dλ, with S = z√N, z = d/se. Mixing over λ of
+    one sign only (density 2φ on that half line) gives the martingale
+        M₊ = 2 · M · Φ(s · ρ z √N / √(Nρ² + 1)),  s = direction,
+    so p = min(1, p_two / (2 Φ(s ρ z √N / √(Nρ² + 1)))), valid at any stopping time by
+    Ville's inequality like the two-sided one. It tends to p_two / 2 when the effect
+    lies clearly on the tested side and to 1 when it lies on the other. Elementwise.
+    """
+    if direction not in (-1, 1):
+        raise ValueError(f"direction must be +1 or -1, got {direction!r}")
+    rho = sequential_rho(alpha=alpha, tau=tau)
+    n = _as_float_array(n_total)
+    z = direction * _as_float_array(effect) / _as_float_array(se)
+    n_rho2 = n * rho**2
+    log_two_sided = 0.5 * np.log1p(n_rho2) - n_rho2 * z**2 / (2.0 * (n_rho2 + 1.0))
+    side = rho * z * np.sqrt(n) / np.sqrt(n_rho2 + 1.0)
+    log_side = np.asarray(stats.norm.logcdf(side), dtype=np.float64)
+    log_p = log_two_sided - math.log(2.0) - log_side
+    return _unwrap(np.exp(np.minimum(log_p, 0.0)))
+
+
+def fixed_p_value_one_sided(effect: float, se: float, df: float, *, direction: int) -> float:
+    """One-sided Welch p-value for H1: direction · effect > 0: p = sf_t(s · d / se; df)."""
+    if direction not in (-1, 1):
+        raise ValueError(f"direction must be +1 or -1, got {direction!r}")
+    return float(stats.t.sf(direction * float(effect) / float(se), float(df)))
+
+
+def sequential_z_critical(
+    n_total: float, *, test_alpha: float, alpha: float, tau: float = DEFAULT_TAU
+) -> float:
+    """|z| = |d|/se above which the two-sided sequential p (tuned for ``alpha``) falls
+    below ``test_alpha`` (e.g. a Holm-adjusted α/m), at N = n_total:
+
+        p < α'  ⟺  z² > 2(Nρ² + 1)/(Nρ²) · ln(√(Nρ² + 1)/α')
+
+    With α' = α this is the confidence sequence's half-width divided by se.
+    """
+    test_alpha = _check_alpha(test_alpha)
+    rho = sequential_rho(alpha=alpha, tau=tau)
+    n_rho2 = float(n_total) * rho**2
+    if n_rho2 <= 0.0:
+        return math.inf  # no units, no evidence
+    return math.sqrt(2.0 * (n_rho2 + 1.0) / n_rho2 * math.log(math.sqrt(n_rho2 + 1.0) / test_alpha))
+
+
+def running_sequential(
+    previous: Mapping[str, float | None] | None, current: Mapping[str, float | None]
+) -> dict[str, float | None]:
+    """Combine this look's always-valid numbers with the running ones of the look before.
+
+    Keys ending in ``p_value`` keep the running minimum; pairs ``…ci_low`` /
+    ``…ci_high`` keep the running intersection max(lows), min(highs). Both stay valid:
+    an always-valid p-value and a confidence sequence hold at every look at once, so
+    P(min_t p_t ≤ α) ≤ α and the intersection still covers with probability ≥ 1 − α.
+    The intersection assumes one fixed effect. When this look's estimate (the centre
+    of its symmetric interval) falls outside the running interval — the effect moved,
+    as a cumulative per-unit sum does while units keep acting — or the intersection
+    comes out empty, the current look's interval is kept instead. Either choice
+    contains the intersection, so coverage is never less than the intersection's.
+    None means "not available" and does not take part.
+    """
+    out: dict[str, float | None] = dict(current)
+    if not previous:
+        return out
+    for key, value in current.items():
+        before = previous.get(key)
+        if before is None or value is None:
+            continue
+        if key.endswith("p_value"):
+            out[key] = min(value, before)
+        elif key.endswith("ci_low"):
+            out[key] = max(value, before)
+        elif key.endswith("ci_high"):
+            out[key] = min(value, before)
+    for key in current:
+        if key.endswith("ci_low"):
+            high = key[: -len("low")] + "high"
+            low_value, high_value = out.get(key), out.get(high)
+            now_low, now_high = current[key], current.get(high)
+            if low_value is None or high_value is None or now_low is None or now_high is None:
+                continue
+            if not low_value <= (now_low + now_high) / 2.0 <= high_value:
+                out[key], out[high] = now_low, now_high
+    return out
 
 
 # ------------------------------------------------------------------- comparison
@@ -687,6 +887,8 @@ def cuped_adjust(control: VariantStats, treatment: VariantStats) -> CupedAdjustm
     θ is pooled (not per arm) so both arms share one adjustment and the estimate stays
     unbiased; its own sampling error is ignored, as is usual for large samples.
     """
+    if (control.shift, control.x_shift) != (treatment.shift, treatment.x_shift):
+        raise ValueError("CUPED needs both arms summed with the same shifts")
     xs_a, xq_a, xy_a = control.covariate_sums()
     xs_b, xq_b, xy_b = treatment.covariate_sums()
 
@@ -714,6 +916,11 @@ def cuped_adjust(control: VariantStats, treatment: VariantStats) -> CupedAdjustm
         cov_xy = _sample_covariance(arm.n, x_sum, arm.sum, xy_sum)
         mean = base.mean - theta * (x_sum / arm.n - pooled_x_mean)
         variance = base.variance - 2.0 * theta * cov_xy + theta * theta * var_x
+        # v_adj is the variance of y − θx, ≥ 0 up to rounding; far below 0 the sums
+        # contradict each other (mismatched covariate rows), which no clamp can fix.
+        scale = base.variance + theta * theta * var_x
+        if variance < -1e-9 * max(scale, 1e-300):
+            raise ValueError(f"impossible CUPED-adjusted variance {variance!r}")
         return SampleMoments(n=arm.n, mean=mean, variance=max(0.0, variance))
 
     adj_a = adjust(control, xs_a, xq_a, xy_a)
@@ -918,6 +1125,34 @@ def statistical_power(
     return None if se is None else power_from_se(effect=effect, se=se, alpha=alpha)
 
 
+def sequential_power(
+    control: ArmStats,
+    treatment: ArmStats,
+    *,
+    effect: float,
+    alpha: float = 0.05,
+    test_alpha: float | None = None,
+    tau: float = DEFAULT_TAU,
+) -> float | None:
+    """Power of the sequential test at the current sample to detect δ, two-sided:
+
+    power = Φ(|δ|/se − z_c(N)) + Φ(−|δ|/se − z_c(N)),  N = n_a + n_b,
+    z_c from ``sequential_z_critical`` (p tuned for ``alpha``, rejected below
+    ``test_alpha``, default α). None when an arm has n < 2.
+    """
+    se = _current_se(control, treatment)
+    if se is None:
+        return None
+    n_total = float(control.moments().n + treatment.moments().n)
+    z_c = sequential_z_critical(
+        n_total, test_alpha=alpha if test_alpha is None else test_alpha, alpha=alpha, tau=tau
+    )
+    if se == 0.0:
+        return 1.0 if effect else 0.0
+    shift = abs(effect) / se
+    return float(stats.norm.cdf(shift - z_c) + stats.norm.cdf(-shift - z_c))
+
+
 def minimum_detectable_effect(
     control: ArmStats, treatment: ArmStats, *, alpha: float = 0.05, power: float = 0.8
 ) -> float | None:
@@ -969,7 +1204,9 @@ def units_needed(
     N solves power_from_se(δ, se(N)) = power, i.e. approximately
         N ≈ (z_{1−α/2} + z_{power})² · (v_a/(1 − f) + v_b/f) / δ²
     Each arm is rounded up. For a relative effect r on baseline mean μ pass
-    δ = r·|μ|. Sequential monitoring needs more units than this fixed-horizon figure.
+    δ = r·|μ|. Pass the level the test is decided at as ``alpha`` (α/m when a Holm
+    family of m tests must reject this one). Sequential monitoring needs more units:
+    see ``sequential_units_needed``.
     """
     variance = _check_finite("variance", variance)
     v_b = (
@@ -999,4 +1236,190 @@ def units_needed(
         control_units=control_units,
         treatment_units=treatment_units,
         days=None if daily_units is None else total / daily_units,
+    )
+
+
+def sequential_units_needed(
+    *,
+    variance: float,
+    min_effect: float,
+    alpha: float = 0.05,
+    test_alpha: float | None = None,
+    power: float = 0.8,
+    treatment_fraction: float = 0.5,
+    daily_units: float | None = None,
+    treatment_variance: float | None = None,
+    tau: float = DEFAULT_TAU,
+) -> SampleSizeEstimate:
+    """Units needed for the sequential (always-valid) test to detect δ at one look.
+
+    The test rejects when the two-sided sequential p-value — its confidence sequence
+    tuned for ``alpha`` (the experiment's α) — falls below ``test_alpha`` (default α;
+    α/m for the first rejection of a Holm family of m). With k² = v_a/(1 − f) + v_b/f,
+    se(N) = k/√N and ``sequential_z_critical`` z_c(N):
+        power(N) = Φ(|δ|√N/k − z_c(N)) + Φ(−|δ|√N/k − z_c(N))
+    and N solves power(N) = power (Brent's method). The confidence sequence is wider
+    than a fixed interval, so N is larger than ``units_needed`` at the same level —
+    about 2.2× at α = 0.05, 80 % power and N near τ. Looking earlier as well only adds
+    chances to reject, so the power at N is a lower bound of the power of a test
+    watched up to N.
+    """
+    test_alpha = alpha if test_alpha is None else _check_alpha(test_alpha)
+    fixed = units_needed(
+        variance=variance,
+        min_effect=min_effect,
+        alpha=test_alpha,
+        power=power,
+        treatment_fraction=treatment_fraction,
+        treatment_variance=treatment_variance,
+    )
+    tau = _check_tau(tau)
+    v_b = variance if treatment_variance is None else treatment_variance
+    k = math.sqrt(variance / (1.0 - treatment_fraction) + v_b / treatment_fraction)
+    shift_per_root = abs(min_effect) / k
+
+    def shortfall(n_total: float) -> float:
+        z_c = sequential_z_critical(n_total, test_alpha=test_alpha, alpha=alpha, tau=tau)
+        signal = shift_per_root * math.sqrt(n_total)
+        return float(stats.norm.cdf(signal - z_c) + stats.norm.cdf(-signal - z_c)) - power
+
+    low = float(max(fixed.total_units, 2))
+    if shortfall(low) >= 0.0:  # cannot happen for a confidence sequence; kept as a guard
+        n_total = low
+    else:
+        high = 2.0 * low
+        while shortfall(high) < 0.0:
+            high *= 2.0
+            if high > 1e18:
+                raise ValueError("the effect is too small to detect with any sample")
+        n_total = float(optimize.brentq(shortfall, low, high, rtol=1e-12))
+    control_units = math.ceil(n_total * (1.0 - treatment_fraction) - 1e-9)
+    treatment_units = math.ceil(n_total * treatment_fraction - 1e-9)
+    total = control_units + treatment_units
+    if daily_units is not None and not (math.isfinite(daily_units) and daily_units > 0.0):
+        raise ValueError("daily_units must be positive")
+    return SampleSizeEstimate(
+        total_units=total,
+        control_units=control_units,
+        treatment_units=treatment_units,
+        days=None if daily_units is None else total / daily_units,
+    )
+
+
+# ------------------------------------------------------------------- Bayesian
+
+
+@dataclass(frozen=True, slots=True)
+class GaussianPrior:
+    """Prior on the effect: N(mean, variance); ``proper=False`` (the default) is the
+    flat prior, under which the posterior is the data's own normal approximation."""
+
+    mean: float = 0.0
+    variance: float = 1.0
+    proper: bool = False
+
+    def __post_init__(self) -> None:
+        _check_finite("prior mean", self.mean)
+        variance = _check_finite("prior variance", self.variance)
+        if variance <= 0.0:
+            raise ValueError(f"prior variance must be > 0, got {variance!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class BayesianResult:
+    """Posterior of the effect under the Gaussian approximation (``bayesian_compare``).
+
+    Fields: posterior mean and sd of the effect; chance_to_win = P(effect is good);
+    ci_low, ci_high the 1 − α equal-tailed credible interval; risk_control and
+    risk_treatment the expected loss of shipping control or treatment (same units as the
+    effect); relative, alpha as used; reason when nothing could be computed (then the
+    uninformative answer: chance 0.5, interval (0, 0), no risk — as gbstats answers).
+    """
+
+    mean: float
+    sd: float
+    chance_to_win: float
+    ci_low: float
+    ci_high: float
+    risk_control: float
+    risk_treatment: float
+    relative: bool
+    alpha: float
+    reason: Degeneracy | None = None
+
+
+def _normal_risk(mu: float, sigma: float) -> tuple[float, float]:
+    """(E[max(X, 0)], E[max(−X, 0)]) for X ~ N(μ, σ²):
+    μΦ(μ/σ) + σφ(μ/σ) and −μΦ(−μ/σ) + σφ(μ/σ) — gbstats' truncated-normal risk
+    (1 − P(X < 0))·E[X | X > 0] and −P(X < 0)·E[X | X < 0] in closed form."""
+    z = mu / sigma
+    density = sigma * float(stats.norm.pdf(z))
+    return mu * float(stats.norm.cdf(z)) + density, -mu * float(stats.norm.cdf(-z)) + density
+
+
+def bayesian_compare(
+    control: ArmStats,
+    treatment: ArmStats,
+    *,
+    alpha: float = 0.05,
+    relative: bool = True,
+    higher_is_better: bool = True,
+    prior: GaussianPrior | None = None,
+) -> BayesianResult:
+    """GrowthBook's default Bayesian engine (gbstats 0.8.0 ``EffectBayesianABTest``).
+
+    Data: d and Var(d) as the frequentist test has them (absolute d = m_b − m_a,
+    Var = v_a/n_a + v_b/n_b; relative d = (m_b − m_a)/m_a with the delta-method Var).
+    Prior N(μ₀, σ₀²) on the same scale (pass a relative prior for relative=True), used
+    only when proper:
+        precision = 1/Var(d) + 1/σ₀²,  mean = (d/Var(d) + μ₀/σ₀²)/precision,
+        sd = √(1/precision)            (flat prior: mean = d, sd = √Var(d))
+    chance to win = P(effect > 0) (P(effect < 0) when lower is better);
+    credible interval = mean ± z_{1−α/2}·sd;
+    risk of shipping control = E[max(effect, 0)], of shipping treatment = E[max(−effect, 0)]
+    (swapped when lower is better).
+    """
+    alpha = _check_alpha(alpha)
+    prior = prior or GaussianPrior()
+    a, b = control.moments(), treatment.moments()
+
+    def uninformative(reason: Degeneracy) -> BayesianResult:
+        return BayesianResult(0.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0, relative, alpha, reason)
+
+    if relative and a.mean == 0.0:
+        return uninformative(Degeneracy.ZERO_CONTROL_MEAN)
+    if a.n == 0 or b.n == 0:
+        return uninformative(Degeneracy.INSUFFICIENT_DATA)
+    if a.variance <= 0.0 or b.variance <= 0.0:  # as gbstats: either arm
+        return uninformative(Degeneracy.ZERO_VARIANCE)
+    if relative:
+        data_mean = (b.mean - a.mean) / a.mean
+        data_var = b.variance / (a.mean**2 * b.n) + a.variance * b.mean**2 / (a.mean**4 * a.n)
+    else:
+        data_mean = b.mean - a.mean
+        data_var = b.variance / b.n + a.variance / a.n
+    if not (math.isfinite(data_var) and data_var > 0.0):
+        return uninformative(Degeneracy.NON_FINITE)
+    precision = 1.0 / data_var + (1.0 / prior.variance if prior.proper else 0.0)
+    mean = (
+        (data_mean / data_var + prior.mean / prior.variance) / precision
+        if prior.proper
+        else data_mean
+    )
+    sd = math.sqrt(1.0 / precision)
+    up = float(stats.norm.sf(0.0, mean, sd))
+    half = float(stats.norm.ppf(1.0 - alpha / 2.0)) * sd
+    gain, loss = _normal_risk(mean, sd)
+    if not higher_is_better:
+        up, gain, loss = 1.0 - up, loss, gain
+    return BayesianResult(
+        mean=mean,
+        sd=sd,
+        chance_to_win=up,
+        ci_low=mean - half,
+        ci_high=mean + half,
+        risk_control=gain,
+        risk_treatment=loss,
+        relative=relative,
+        alpha=alpha,
     )

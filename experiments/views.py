@@ -100,6 +100,8 @@ class ExperimentListCreateView(APIView):
             decision_policy=data.get("decision_policy"),
             owner=request.user,
             by=request.user,
+            engine=data["engine"],
+            prior=data["prior"],
         )
         experiment = selectors.get_experiment(experiment.key)
         return Response(

@@ -31,6 +31,7 @@ from experiments.services.lifecycle import (
     VariantSpec,
     audit_experiment_edit,
     check_analysis_settings,
+    check_metric_definition,
     check_metrics,
     check_variants,
 )
@@ -392,7 +393,16 @@ def _replace_metrics(
 
 # What a metric's analysis reads: changing it would re-read every result
 # already shown for the experiments that measure it.
-METRIC_MEANING = ("kind", "unit_aggregation", "missing_as_zero", "higher_is_better")
+METRIC_MEANING = (
+    "kind",
+    "unit_aggregation",
+    "missing_as_zero",
+    "higher_is_better",
+    "cap_kind",
+    "cap_value",
+    "numerator",
+    "denominator",
+)
 
 
 def update_metric(*, metric: Metric, changes: dict[str, Any]) -> Metric:
@@ -437,6 +447,14 @@ def update_metric(*, metric: Metric, changes: dict[str, Any]) -> Metric:
                 )
         for name, value in changes.items():
             setattr(locked, name, value)
+        # The changed definition obeys the same rules as a new one.
+        check_metric_definition(
+            kind=locked.kind,
+            cap_kind=locked.cap_kind,
+            cap_value=locked.cap_value,
+            numerator=locked.numerator,
+            denominator=locked.denominator,
+        )
         locked.save(update_fields=[*changes, "updated_at"])
     metric.refresh_from_db()
     return metric

@@ -136,7 +136,8 @@ def _metric_id_map(*, refresh: bool = False) -> dict[str, int]:
     global _metric_ids, _metric_ids_expiry
     now = time.monotonic()
     if refresh or now >= _metric_ids_expiry:
-        fresh = dict(Metric.objects.values_list("key", "id"))
+        # A ratio metric has no events of its own: its numerator and denominator do.
+        fresh = dict(Metric.objects.exclude(kind=Metric.Kind.RATIO).values_list("key", "id"))
         with _metric_lock:
             _metric_ids, _metric_ids_expiry = fresh, now + METRIC_MAP_TTL_SECONDS
     return _metric_ids
@@ -217,9 +218,7 @@ def ingest_events(items: Sequence[Any], *, now: datetime | None = None) -> Inges
     if rows:
         # One order for every batch: overlapping batches then wait, not deadlock.
         ordered = [rows[event_id] for event_id in sorted(rows)]
-        inserted = _retrying(
-            lambda: _store_events(ordered, received_at=now), what="storing events"
-        )
+        inserted = _retrying(lambda: _store_events(ordered, received_at=now), what="storing events")
         result.accepted = inserted
         result.duplicates += len(rows) - inserted
     metrics.count_ingested_events(

@@ -3,7 +3,7 @@ draft → running → stopped. Each is one transaction that also writes its
 audit entry (`by` is the person, None for the platform); the cached
 configuration is dropped after commit."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +18,39 @@ from experiments.models import Experiment, ExperimentMetric, Metric, Variant
 from experiments.services.policy import check_decision_policy
 
 
+def check_metric_definition(
+    *,
+    kind: str,
+    cap_kind: str = Metric.Cap.NONE,
+    cap_value: float | None = None,
+    numerator: Metric | None = None,
+    denominator: Metric | None = None,
+) -> None:
+    """The rules of a metric's definition, for the API and the admin alike:
+    capping belongs to mean metrics (a fixed cap, or a percentile in (0, 1));
+    a ratio metric names a numerator and a denominator metric, neither a ratio."""
+    if cap_kind not in Metric.Cap.values:
+        raise DomainError(f"cap_kind must be one of {Metric.Cap.values}.", field="cap_kind")
+    if cap_kind and kind != Metric.Kind.MEAN:
+        raise DomainError("Only mean metrics can be capped.", field="cap_kind")
+    if cap_kind and cap_value is None:
+        raise DomainError("A capped metric needs cap_value.", field="cap_value")
+    if not cap_kind and cap_value is not None:
+        raise DomainError("cap_value needs cap_kind (fixed or percentile).", field="cap_value")
+    if cap_kind == Metric.Cap.PERCENTILE and not 0 < float(cap_value or 0) < 1:
+        raise DomainError("A percentile cap is a share in (0, 1), e.g. 0.99.", field="cap_value")
+    if kind == Metric.Kind.RATIO:
+        for name, part in (("numerator", numerator), ("denominator", denominator)):
+            if part is None:
+                raise DomainError(f"A ratio metric needs a {name} metric.", field=name)
+            if part.kind == Metric.Kind.RATIO:
+                raise DomainError(f"The {name} cannot be a ratio metric itself.", field=name)
+    elif numerator is not None or denominator is not None:
+        raise DomainError(
+            "numerator and denominator belong to ratio metrics only.", field="numerator"
+        )
+
+
 def create_metric(
     *,
     key: str,
@@ -27,12 +60,23 @@ def create_metric(
     missing_as_zero: bool = True,
     description: str = "",
     unit_aggregation: str = Metric.UnitAggregation.SUM,
+    cap_kind: str = Metric.Cap.NONE,
+    cap_value: float | None = None,
+    numerator: Metric | None = None,
+    denominator: Metric | None = None,
 ) -> Metric:
     """A new metric. 409 for a key in use."""
     if Metric.objects.filter(key=key).exists():
         raise DomainError(
             f"A metric with key '{key}' already exists.", code="conflict", field="key"
         )
+    check_metric_definition(
+        kind=kind,
+        cap_kind=cap_kind,
+        cap_value=cap_value,
+        numerator=numerator,
+        denominator=denominator,
+    )
     try:
         with transaction.atomic():
             return Metric.objects.create(
@@ -43,6 +87,10 @@ def create_metric(
                 missing_as_zero=missing_as_zero,
                 description=description,
                 unit_aggregation=unit_aggregation,
+                cap_kind=cap_kind,
+                cap_value=cap_value,
+                numerator=numerator,
+                denominator=denominator,
             )
     except IntegrityError as exc:  # a concurrent request won the race for the key
         raise DomainError(
@@ -90,6 +138,19 @@ def check_variants(variants: Sequence[VariantSpec]) -> None:
         except validation.Invalid as exc:
             message = f"Variant '{v.key}', payload: {exc.message}"
             raise DomainError(message, field="variants") from exc
+
+
+def check_engine(engine: str, prior: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The analysis engine and, for the Bayesian one only, its prior
+    ({mean, variance > 0, proper}). Returns the prior as a dict."""
+    if engine not in Experiment.Engine.values:
+        raise DomainError(f"engine must be one of {Experiment.Engine.values}.", field="engine")
+    checked = dict(prior or {})
+    if checked and engine != Experiment.Engine.BAYESIAN:
+        raise DomainError("A prior belongs to the Bayesian engine.", field="prior")
+    if float(checked.get("variance", 1.0)) <= 0:
+        raise DomainError("The prior's variance must be > 0.", field="prior")
+    return checked
 
 
 def check_metrics(metrics: Sequence[MetricSpec]) -> dict[str, Metric]:
@@ -166,15 +227,19 @@ def create_experiment(
     owner: Any = None,
     decision_policy: dict | None = None,
     by: Any = None,
+    engine: str = Experiment.Engine.FREQUENTIST,
+    prior: Mapping[str, Any] | None = None,
     **settings: Any,
 ) -> Experiment:
     """Create a draft experiment with its variants and metrics, all or nothing,
     and audit it as `experiment_created` by `by`. `settings` are the analysis
     fields of the model (sequential, correction, cuped_lookback_days,
     exclude_carryover); `decision_policy` the overrides of the default rules
-    (experiments.services.policy)."""
+    (experiments.services.policy); `prior` ({mean, variance, proper}) the
+    Bayesian engine's prior on the relative effect."""
     analysis_settings = check_analysis_settings(settings)
     check_variants(variants)
+    prior = check_engine(engine, prior)
     known = check_metrics(metrics)
     policy_overrides = check_decision_policy(
         decision_policy, metric_keys=set(Metric.objects.values_list("key", flat=True))
@@ -194,6 +259,10 @@ def create_experiment(
                 owner=owner,
                 decision_policy=policy_overrides,
                 **analysis_settings,
+                engine=engine,
+                prior_mean=float(prior.get("mean", 0.0)),
+                prior_variance=float(prior.get("variance", 1.0)),
+                prior_proper=bool(prior.get("proper", False)),
             )
             Variant.objects.bulk_create(
                 Variant(

@@ -1,21 +1,50 @@
 """Results broken down by an exposure attribute: the 20 largest levels plus
-"other", with the multiple-testing correction applied across segments."""
+"other", with the multiple-testing correction applied across segments.
+
+Each cell is computed the way the experiment decides: CUPED when the
+experiment has a lookback, and `significant` on the always-valid sequential
+p-value when the experiment is sequential (watching a live breakdown with
+fixed-horizon p-values would flag about a third of A/A cells over 50 looks).
+Exposures and events are bounded by the experiment's stop."""
 
 from typing import Any
 
 from experiments import aggregation, stats
 from experiments.models import Experiment, Metric
-from experiments.services.analysis import CARRYOVER_STAGE, _finite, _variant_stats
+from experiments.services.analysis import CARRYOVER_STAGE, _finite, _same_shifts, _variant_stats
 
 MAX_ATTRIBUTE_LENGTH = 64
 
 
+def _merge(into: aggregation.ArmSums | None, extra: aggregation.ArmSums) -> aggregation.ArmSums:
+    """Sums of two groups of units (same query, so the same shifts)."""
+    if into is None:
+        return extra
+
+    def add(a: float | None, b: float | None) -> float | None:
+        return None if a is None or b is None else a + b
+
+    return aggregation.ArmSums(
+        n=into.n + extra.n,
+        total=into.total + extra.total,
+        squares=into.squares + extra.squares,
+        x_total=add(into.x_total, extra.x_total),
+        x_squares=add(into.x_squares, extra.x_squares),
+        xy=add(into.xy, extra.xy),
+        shift=extra.shift,
+        x_shift=extra.x_shift,
+        cap=extra.cap,
+    )
+
+
 def segment_results(*, experiment: Experiment, attribute: str) -> dict[str, Any]:
     exclude = CARRYOVER_STAGE if experiment.exclude_carryover else None
+    upto = experiment.stopped_at
     levels = aggregation.segment_levels(
-        experiment_id=experiment.id, attribute=attribute, exclude_stage=exclude
+        experiment_id=experiment.id, attribute=attribute, exclude_stage=exclude, upto=upto
     )
     kept = [level for level, _ in levels[: aggregation.MAX_SEGMENTS]]
+    lookback = aggregation.cuped_lookback(experiment.cuped_lookback_days)
 
     def label(level: str | None) -> str:
         if level is None:
@@ -25,47 +54,54 @@ def segment_results(*, experiment: Experiment, attribute: str) -> dict[str, Any]
     variants = list(experiment.variants.all())
     control = next(v for v in variants if v.is_control)
     treatments = [v for v in variants if not v.is_control]
+    key = "sequential_p_value" if experiment.sequential else "p_value"
     cells: list[dict[str, Any]] = []
     out_levels: dict[str, dict[str, Any]] = {}
-    for link in experiment.metrics.select_related("metric"):
+    # Ratio metrics are left out: their delta-method sums are not kept per segment.
+    links = experiment.metrics.select_related("metric").exclude(metric__kind=Metric.Kind.RATIO)
+    for link in links:
         metric: Metric = link.metric
         sums = aggregation.metric_sums(
             experiment_id=experiment.id,
             metric=metric,
             exclude_stage=exclude,
-            upto=experiment.stopped_at,
+            lookback=lookback if metric.kind == Metric.Kind.MEAN else None,
+            upto=upto,
             segment_attribute=attribute,
         )
-        merged: dict[tuple[str, int], list[float]] = {}
+        merged: dict[tuple[str, int], aggregation.ArmSums] = {}
         for (level, variant_id), s in sums.items():
-            acc = merged.setdefault((label(level), variant_id), [0, 0.0, 0.0])
-            acc[0] += s.n
-            acc[1] += s.total
-            acc[2] += s.squares
+            merged[(label(level), variant_id)] = _merge(merged.get((label(level), variant_id)), s)
         for level_name in sorted({k[0] for k in merged}):
-            arm = {
-                v.id: _variant_stats(
-                    aggregation.ArmSums(*merged[(level_name, v.id)])
-                    if (level_name, v.id) in merged
-                    else None,
-                    metric.kind,
-                )
-                for v in variants
-            }
+            arm = _same_shifts(
+                {
+                    v.id: _variant_stats(merged.get((level_name, v.id)), metric.kind)
+                    for v in variants
+                }
+            )
             entry = out_levels.setdefault(
                 level_name, {"level": level_name, "units": 0, "metrics": []}
             )
             comparisons = []
             for treatment in treatments:
-                fixed = stats.compare(arm[control.id], arm[treatment.id], alpha=experiment.alpha)
+                a, b = arm[control.id], arm[treatment.id]
+                use_cuped = lookback is not None and a.has_covariate and b.has_covariate
+                fixed = stats.compare(a, b, alpha=experiment.alpha, cuped=use_cuped)
+                sequential = stats.compare(
+                    a, b, alpha=experiment.alpha, sequential=True, cuped=use_cuped
+                )
                 cell = {
                     "variant": treatment.key,
                     "control": control.key,
-                    "units": arm[control.id].n + arm[treatment.id].n,
+                    "units": a.n + b.n,
                     "absolute_effect": _finite(fixed.effect),
                     "ci_low": _finite(fixed.ci_low),
                     "ci_high": _finite(fixed.ci_high),
                     "p_value": fixed.p_value,
+                    "sequential_ci_low": _finite(sequential.ci_low),
+                    "sequential_ci_high": _finite(sequential.ci_high),
+                    "sequential_p_value": sequential.p_value,
+                    "cuped_applied": use_cuped,
                 }
                 comparisons.append(cell)
                 cells.append(cell)
@@ -81,7 +117,7 @@ def segment_results(*, experiment: Experiment, attribute: str) -> dict[str, Any]
         else:
             entry["units"] = counts.get(level_name, 0)
     adjusted = (
-        stats.adjust_p_values([c["p_value"] for c in cells], method=experiment.correction)
+        stats.adjust_p_values([c[key] for c in cells], method=experiment.correction)
         if cells
         else []
     )
@@ -93,5 +129,6 @@ def segment_results(*, experiment: Experiment, attribute: str) -> dict[str, Any]
         "experiment": experiment.key,
         "attribute": attribute,
         "correction": experiment.correction,
+        "inference": "sequential" if experiment.sequential else "fixed_horizon",
         "levels": ordered,
     }

@@ -20,7 +20,8 @@ def plant(
     stage: str = "",
 ) -> None:
     """One exposure per unit; one post-exposure event per unit with its value
-    (none where the value is NaN), and optionally one pre-exposure event."""
+    (none where the value is NaN), and optionally one pre-exposure event.
+    Planting a second metric for the same units keeps their first exposure."""
     start = start or timezone.now() - timedelta(days=3)
     variants = {v.key: v for v in experiment.variants.all()}
     exposures, events = [], []
@@ -62,5 +63,5 @@ def plant(
                         received_at=exposed_at,
                     )
                 )
-    Exposure.objects.bulk_create(exposures, batch_size=2000)
+    Exposure.objects.bulk_create(exposures, batch_size=2000, ignore_conflicts=True)
     Event.objects.bulk_create(events, batch_size=2000)

@@ -1,5 +1,6 @@
 """Analysis end to end: database aggregation, statistics, decision, snapshots."""
 
+from contextlib import contextmanager
 from datetime import timedelta
 
 import numpy as np
@@ -7,13 +8,28 @@ import pytest
 from django.utils import timezone
 from scipy import stats as scipy_stats
 
-from experiments import aggregation
+from experiments import aggregation, guardrails
+from experiments.decision import ServiceFigures
 from experiments.models import Event, Experiment, Exposure, Snapshot
 from experiments.services import analysis
 from tests.experiments.seeding import plant
 from tests.factories import make_experiment, make_metric
 
 pytestmark = pytest.mark.django_db
+
+
+@contextmanager
+def service_levels(figures):
+    """The treatment's service figures, as a linked rollout would hand them down."""
+
+    def provider(exp):
+        return figures
+
+    guardrails.register_provider(provider)
+    try:
+        yield
+    finally:
+        guardrails._providers.remove(provider)
 
 
 def _experiment(key="exp", metrics=("session_duration",), kinds=None, **extra):
@@ -47,7 +63,7 @@ def test_aggregation_counts_only_events_at_or_after_exposure():
         )
     sums = aggregation.metric_sums(experiment_id=experiment.id, metric=metric)
     # a: 2 + 3 (the event before exposure is not counted); b: 0 (missing counts as zero).
-    assert sums[(None, control.id)] == aggregation.ArmSums(n=2, total=5.0, squares=25.0)
+    assert sums[(None, control.id)].unshifted() == aggregation.ArmSums(n=2, total=5.0, squares=25.0)
 
 
 def test_a_mean_metric_without_missing_as_zero_leaves_units_without_events_out():
@@ -58,7 +74,7 @@ def test_a_mean_metric_without_missing_as_zero_leaves_units_without_events_out()
     sums = aggregation.metric_sums(experiment_id=experiment.id, metric=metric)
     control = experiment.variants.get(key="control")
     assert sums[(None, control.id)].n == 2
-    assert sums[(None, control.id)].total == 9
+    assert sums[(None, control.id)].unshifted().total == 9
 
 
 def test_a_binomial_metric_counts_a_unit_once_however_many_events():
@@ -75,7 +91,7 @@ def test_a_binomial_metric_counts_a_unit_once_however_many_events():
     )
     sums = aggregation.metric_sums(experiment_id=experiment.id, metric=metric)
     control = experiment.variants.get(key="control")
-    assert sums[(None, control.id)] == aggregation.ArmSums(n=3, total=2.0, squares=2.0)
+    assert sums[(None, control.id)].unshifted() == aggregation.ArmSums(n=3, total=2.0, squares=2.0)
 
 
 def test_results_match_scipy_welch_on_the_same_units():
@@ -106,7 +122,8 @@ def test_a_planted_five_percent_effect_on_20000_units_is_detected():
     a = rng.lognormal(np.log(600) - sigma**2 / 2, sigma, 10_000)
     b = rng.lognormal(np.log(630) - sigma**2 / 2, sigma, 10_000)
     plant(experiment, metric, {"control": a, "treatment": b})
-    snapshot = analysis.analyse_experiment(experiment=experiment)
+    with service_levels(ServiceFigures(error_rate=0.001, p95_ms=50, source="test rollout")):
+        snapshot = analysis.analyse_experiment(experiment=experiment)
     comparison = snapshot.metrics[0]["comparisons"][0]
     assert comparison["significant"] is True
     assert comparison["relative_effect"] == pytest.approx(0.05, abs=0.01)
@@ -239,4 +256,4 @@ def test_a_rating_metric_takes_the_mean_of_a_units_ratings():
     )
     sums = aggregation.metric_sums(experiment_id=experiment.id, metric=metric)
     control = experiment.variants.get(key="control")
-    assert sums[(None, control.id)] == aggregation.ArmSums(n=1, total=3.0, squares=9.0)
+    assert sums[(None, control.id)].unshifted() == aggregation.ArmSums(n=1, total=3.0, squares=9.0)

@@ -1,5 +1,7 @@
 """The seed's decision rules, pure."""
 
+import pytest
+
 from experiments.decision import MetricComparison, ServiceFigures, decide
 
 OK_SERVICE = ServiceFigures(error_rate=0.002, p95_ms=80)
@@ -27,12 +29,25 @@ def comparison(
     )
 
 
-PRIMARY_WIN = comparison("adoption", "primary", 0.12, 0.34, True)
+# The corrected interval [0.105, 0.135] clears the +10 pp threshold: met.
+PRIMARY_WIN = comparison(
+    "adoption", "primary", 0.12, 0.34, True, important_ci_low=0.105, important_ci_high=0.135
+)
 
 
 def test_success_needs_the_required_rules_and_two_important_improvements():
     decision = decide(
-        [PRIMARY_WIN, comparison("completion", absolute=0.06, relative=0.17, significant=True)],
+        [
+            PRIMARY_WIN,
+            comparison(
+                "completion",
+                absolute=0.06,
+                relative=0.17,
+                significant=True,
+                important_ci_low=0.051,
+                important_ci_high=0.069,
+            ),
+        ],
         variants=["treatment"],
         srm_flagged=False,
         service=OK_SERVICE,
@@ -50,15 +65,44 @@ def test_conditional_when_required_holds_but_too_few_important_improvements():
     assert any("session duration +100 %: not measured" in r for r in decision.reasons)
 
 
-def test_an_estimate_over_the_threshold_that_is_not_significant_does_not_count():
+def test_an_estimate_over_the_threshold_whose_interval_does_not_clear_it_is_only_likely_met():
+    completion = comparison(
+        "completion",
+        absolute=0.08,
+        significant=True,
+        important_ci_low=0.03,
+        important_ci_high=0.13,
+    )
     decision = decide(
-        [PRIMARY_WIN, comparison("completion", absolute=0.08, significant=False)],
-        variants=["treatment"],
-        srm_flagged=False,
-        service=OK_SERVICE,
+        [PRIMARY_WIN, completion], variants=["treatment"], srm_flagged=False, service=OK_SERVICE
     )
     assert decision.verdict == "conditional"
-    assert any("reaches the threshold but is not significant" in r for r in decision.reasons)
+    assert "1 more likely met" in decision.reasons[0]
+    assert any("completion +5 pp: likely met" in r for r in decision.reasons)
+
+
+def test_a_metric_where_lower_is_better_is_judged_on_the_upper_bound():
+    rules = {
+        "important_needed": 1,
+        "important": [{"metric": "wait", "min_absolute": 2.0, "label": "wait −2 s"}],
+    }
+    cleared = comparison(
+        "wait", absolute=-3.0, higher_is_better=False, important_ci_low=-4.0, important_ci_high=-2.1
+    )
+    close = comparison(
+        "wait", absolute=-3.0, higher_is_better=False, important_ci_low=-4.0, important_ci_high=-1.9
+    )
+    verdicts = [
+        decide(
+            [PRIMARY_WIN, c],
+            variants=["treatment"],
+            srm_flagged=False,
+            service=OK_SERVICE,
+            policy=rules,
+        ).verdict
+        for c in (cleared, close)
+    ]
+    assert verdicts == ["success", "conditional"]
 
 
 def test_failure_when_the_error_rate_or_latency_is_over_its_limit():
@@ -111,9 +155,48 @@ def test_srm_makes_the_experiment_invalid_whatever_the_results():
     assert "p = 1e-06" in decision.reasons[0]
 
 
-def test_without_rollout_health_the_service_rules_are_reported_as_not_evaluated():
-    decision = decide([PRIMARY_WIN], variants=["treatment"], srm_flagged=False, service=None)
-    assert any("not evaluated" in r for r in decision.reasons)
+ALL_MET = [
+    PRIMARY_WIN,
+    comparison("completion", absolute=0.06, important_ci_low=0.051, important_ci_high=0.07),
+]
+
+
+@pytest.mark.parametrize(
+    ("service", "missing"),
+    [
+        (None, ["error rate", "P95 latency"]),
+        (ServiceFigures(error_rate=None, p95_ms=None), ["error rate", "P95 latency"]),
+        (ServiceFigures(error_rate=0.002, p95_ms=None), ["P95 latency"]),
+        (ServiceFigures(error_rate=None, p95_ms=80), ["error rate"]),
+    ],
+)
+def test_a_missing_required_service_figure_is_said_and_never_passes(service, missing):
+    decision = decide(ALL_MET, variants=["treatment"], srm_flagged=False, service=service)
+    assert decision.verdict == "inconclusive"
+    assert "a required service figure is not measured" in decision.reasons[0]
+    for name in missing:
+        assert any(f"treatment {name} not measured" in r for r in decision.reasons)
+    # With every figure measured and within its limit the same results succeed.
+    assert decide(
+        ALL_MET, variants=["treatment"], srm_flagged=False, service=OK_SERVICE
+    ).verdict == ("success")
+
+
+def test_a_policy_can_drop_a_service_requirement():
+    decision = decide(
+        ALL_MET,
+        variants=["treatment"],
+        srm_flagged=False,
+        service=ServiceFigures(error_rate=0.002, p95_ms=None),
+        policy={"max_p95_ms": None},
+    )
+    assert decision.verdict == "success"
+
+
+def test_a_missing_figure_does_not_hide_a_failure():
+    worse = comparison("adoption", "primary", -0.05, -0.1, True)
+    decision = decide([worse], variants=["treatment"], srm_flagged=False, service=None)
+    assert decision.verdict == "failure"
 
 
 def test_policy_overrides_change_the_thresholds():

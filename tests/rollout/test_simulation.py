@@ -19,8 +19,10 @@ SMALL = {
     "days": 7,
     "daily_users": 600,
     "population": 1400,
-    "adoption_lift": 0.2,
-    "completion_lift": 0.2,
+    # Important thresholds are judged on their corrected interval: on 1 400 units the
+    # lifts must be well past +10 pp / +5 pp for the interval to clear them.
+    "adoption_lift": 0.3,
+    "completion_lift": 0.3,
     "traffic_hours": 1,
 }
 
