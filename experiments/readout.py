@@ -277,6 +277,16 @@ COMPARISON_COLUMNS: tuple[Column, ...] = (
         else f"{c['chance_to_win'] * 100:.1f} %",
         only_with="chance_to_win",
     ),
+    Column(
+        "risk",
+        "Risk of shipping",
+        "Bayesian",
+        # Expected relative loss if the treatment is shipped and is worse (as gbstats).
+        lambda m, c, i: wording.MISSING
+        if c.get("risk_treatment") is None
+        else f"{c['risk_treatment'] * 100:.2f} %",
+        only_with="risk_treatment",
+    ),
 )
 
 

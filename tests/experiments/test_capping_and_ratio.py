@@ -95,7 +95,9 @@ def test_a_metric_definition_that_cannot_be_computed_is_a_400(pm_api, body, fiel
 # ------------------------------------------------------------------- ratio
 
 
-def test_a_ratio_metric_compares_numerator_over_denominator_with_the_delta_method(pm_api):
+def test_a_ratio_metric_compares_numerator_over_denominator_with_the_delta_method(
+    pm_api, client, pm_user
+):
     make_metric("sessions", kind="mean")
     make_metric("completed", kind="mean")
     created = pm_api.post(
@@ -149,6 +151,9 @@ def test_a_ratio_metric_compares_numerator_over_denominator_with_the_delta_metho
     assert float(rows[0]["absolute_effect"]) == pytest.approx(rb - ra, rel=1e-9)
     md = pm_api.get(f"/api/v1/experiments/{experiment.key}/report/?format=md").content.decode()
     assert "completion-rate: ratio completed/sessions (delta method)" in md
+    client.force_login(pm_user)
+    page = client.get(f"/experiments/{experiment.key}/").content.decode()
+    assert "ratio completed / sessions (delta method)" in page
 
 
 def test_events_cannot_be_sent_for_a_ratio_metric():

@@ -155,7 +155,7 @@ def test_the_experiment_page_shows_the_chance_to_win_harm_and_important_interval
     comparison = body["metrics"][0]["comparisons"][0]
     # A column per quantity the snapshot has for this metric, named by its family.
     assert 'data-column="chance_to_win">Chance to win</th>' in page
-    assert ">Bayesian</th>" in page
+    assert ">Bayesian</th>" in page and 'data-column="risk"' in page
     assert f"{chance * 100:.1f} %" in page
     for field, column in (("harm_p_value", "harm_p"), ("important_ci_low", "important_interval")):
         assert (f'data-column="{column}"' in page) == (comparison.get(field) is not None)
