@@ -57,7 +57,11 @@ def _broker() -> dict[str, Any]:
     with app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, interval_start=0, timeout=BROKER_TIMEOUT_SECONDS)
         transport = conn.transport_cls
-    return {"transport": str(transport)}
+        # Connecting proves nothing on the embedded broker (a SQLite file has no
+        # server to reach): declaring the default queue reads the broker's
+        # storage on every transport, and says how many tasks wait in it.
+        declared = conn.default_channel.queue_declare(queue=app.conf.task_default_queue)
+    return {"transport": str(transport), "waiting_tasks": declared.message_count}
 
 
 def _beat() -> dict[str, Any]:
