@@ -53,8 +53,12 @@ def _cache() -> dict[str, Any]:
     # A cache that falls back when its server is unavailable is asked to raise
     # here instead: this check reports the truth (and its success ends the fallback).
     with getattr(cache, "errors_raised", nullcontext)():
-        cache.set("healthz:probe", nonce, 10)
-        if cache.get("healthz:probe") != nonce:
+        # A key of its own per check: two checks at once must not read each other's value.
+        key = f"healthz:probe:{nonce}"
+        cache.set(key, nonce, 10)
+        came_back = cache.get(key)
+        cache.delete(key)
+        if came_back != nonce:
             raise RuntimeError("the value written to the cache did not come back")
     return {"backend": type(cache).__name__}
 
@@ -65,7 +69,11 @@ def _broker() -> dict[str, Any]:
     with app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, interval_start=0, timeout=BROKER_TIMEOUT_SECONDS)
         transport = conn.transport_cls
-    return {"transport": str(transport)}
+        # Connecting proves nothing on the embedded broker (a SQLite file has no
+        # server to reach): declaring the default queue reads the broker's
+        # storage on every transport, and says how many tasks wait in it.
+        declared = conn.default_channel.queue_declare(queue=app.conf.task_default_queue)
+    return {"transport": str(transport), "waiting_tasks": declared.message_count}
 
 
 def _beat() -> dict[str, Any]:

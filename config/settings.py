@@ -1,10 +1,11 @@
 """The one settings file. Everything that differs between machines comes from
 the environment (see `.env.example`); the defaults are for development and
-need no server: SQLite, a file cache and a filesystem broker, all in the
+need no server: SQLite, a file cache and a SQLite broker file, all in the
 data folder. With DEBUG off the project refuses to start without a
 secret key, allowed hosts and a database URL.
 """
 
+import math
 from datetime import timedelta
 from pathlib import Path
 
@@ -177,22 +178,59 @@ else:
     }
 
 # Celery -----------------------------------------------------------------------------
-BROKER_DIR = DATA_DIR / "broker"
+# Time limits, and from them the redelivery of a task lost with its worker, in
+# one place. Every task stops at CELERY_TASK_TIME_LIMIT except the training of
+# the recommenders (recommendations.tasks), which has its own, longer limit: a
+# million interactions train in ≈ 17 s on 2 cores (bench/README.md), so 600 s
+# leaves room for a catalogue many times larger.
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300)
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240)
+TRAINING_TASK_TIME_LIMIT = env_int("TRAINING_TASK_TIME_LIMIT", 600)
+TRAINING_TASK_SOFT_TIME_LIMIT = env_int("TRAINING_TASK_SOFT_TIME_LIMIT", 540)
+if not 0 < CELERY_TASK_SOFT_TIME_LIMIT < CELERY_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured(
+        "CELERY_TASK_SOFT_TIME_LIMIT must be above 0 and below CELERY_TASK_TIME_LIMIT"
+    )
+if not 0 < TRAINING_TASK_SOFT_TIME_LIMIT < TRAINING_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured(
+        "TRAINING_TASK_SOFT_TIME_LIMIT must be above 0 and below TRAINING_TASK_TIME_LIMIT"
+    )
+LONGEST_TASK_TIME_LIMIT = max(CELERY_TASK_TIME_LIMIT, TRAINING_TASK_TIME_LIMIT)
+# Redis keeps a delivered task unacknowledged (tasks ack late, below) and hands
+# it out again once it has been unacknowledged for the visibility timeout: a
+# task whose worker was killed runs again. Just above the longest hard time
+# limit (10 %, at least 1 s): a task still running is never handed out twice,
+# and a lost one runs again within ≈ 11 minutes, not Redis's default hour.
+# kombu looks for such tasks every `unacked_restore_interval` seconds (on
+# every look, with the throttle at 1), at worker start and then periodically.
+BROKER_VISIBILITY_TIMEOUT = LONGEST_TASK_TIME_LIMIT + max(
+    1, math.ceil(LONGEST_TASK_TIME_LIMIT / 10)
+)
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
+        "visibility_timeout": BROKER_VISIBILITY_TIMEOUT,
+        "unacked_restore_interval": min(10, max(1, BROKER_VISIBILITY_TIMEOUT // 10)),
+        "unacked_restore_throttle": 1,
+    }
 else:
-    # kombu's filesystem transport: a broker that needs no server, for the
-    # embedded default. Producer and consumer share one folder.
-    for sub in ("queue", "processed", "control"):
-        (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_URL = "filesystem://"
+    # The embedded default's broker needs no server: kombu's SQLAlchemy transport
+    # on a SQLite file of its own (not the app's database, so that the worker's
+    # polling never queues behind the app's write lock). A message is a row,
+    # written and claimed in a transaction, so a consumer never meets a
+    # half-written message. kombu's filesystem transport, used before, writes a
+    # message file in place while the consumer moves and reads files without a
+    # lock: under load the worker read one before it was complete and died of a
+    # JSONDecodeError. This one publishes ≈ 150 messages/s on this machine
+    # against the filesystem's thousands (bench/bench_embedded_broker.py), far
+    # above the embedded default's < 1 task/s (bench/soak_embedded.py). It
+    # never redelivers: a message handed to a worker that is then killed is
+    # lost (config/embedded_broker.py).
+    CELERY_BROKER_URL = f"sqla+sqlite:///{DATA_DIR / 'broker.sqlite3'}"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(BROKER_DIR / "queue"),
-        "data_folder_out": str(BROKER_DIR / "queue"),
-        "processed_folder": str(BROKER_DIR / "processed"),
-        "control_folder": str(BROKER_DIR / "control"),
-        "store_processed": False,
+        # Web, worker and beat write the file at once: wait for its lock rather
+        # than fail a publish with "database is locked".
+        "connect_args": {"timeout": 20},
     }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
@@ -200,8 +238,6 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = "UTC"
-CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300)
-CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240)
 # Each process pushes its request-metric tally at least once a second from a
 # small thread, so an idle process does not hold its last requests back (off
 # in the test process, whose tests push explicitly).
@@ -209,8 +245,10 @@ REQUEST_METRICS_IDLE_PUSH = env_bool("REQUEST_METRICS_IDLE_PUSH", True)
 # The worker's own Prometheus exporter (0: none); see README "Monitoring".
 WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0)
 WORKER_METRICS_ADDRESS = env_str("WORKER_METRICS_ADDRESS", "127.0.0.1")
-# Our tasks are idempotent (they claim work with conditional updates), so a
-# task is acknowledged only after it ran and is redelivered if a worker dies.
+# Our tasks are safe to run twice (they claim work with conditional updates or
+# write through natural keys; tests/reliability/test_worker_killed.py), so a
+# task is acknowledged only after it ran and is redelivered if a worker dies
+# (on Redis; the embedded broker does not redeliver, see above).
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -247,8 +285,8 @@ AXES_LOCKOUT_CALLABLE = "common.login.locked_out"
 # address of the API rate limits and the login lock-out (common.throttling).
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 
-# Request bodies: the contract's largest batch, 10 000 events with 128-character
-# event ids and 200-character unit ids, is ≈ 4.3 MB of JSON, above Django's
+# Request bodies: the contract's largest batch, 10 000 events with 200-character
+# event ids and 200-character unit ids, is ≈ 5.1 MB of JSON, above Django's
 # 2.5 MiB default; 8 MiB leaves room for it. A larger body answers a JSON 413
 # that names this limit (common.api.too_large_body).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 2**20

@@ -17,7 +17,9 @@ from common.models import TimeStampedModel
 
 KEY_MAX_LENGTH = 64
 UNIT_ID_MAX_LENGTH = 200
-EVENT_ID_MAX_LENGTH = 128
+# The contract's event ids (a client's own, e.g. a UUID with a namespace and a
+# timestamp) are up to 200 characters, as long as unit ids.
+EVENT_ID_MAX_LENGTH = 200
 
 
 def new_seed() -> str:

@@ -13,6 +13,7 @@ from common.api import (
 )
 from common.api import AuditEntrySerializer as BaseAuditEntrySerializer
 from experiments.models import (
+    EVENT_ID_MAX_LENGTH,
     KEY_MAX_LENGTH,
     UNIT_ID_MAX_LENGTH,
     Experiment,
@@ -243,7 +244,7 @@ class EventItemSerializer(serializers.Serializer):
     ingestion service so that a bad item never rejects the batch."""
 
     event_id = serializers.CharField(
-        max_length=128,
+        max_length=EVENT_ID_MAX_LENGTH,
         required=False,
         help_text=(
             "Unique id of the event; a repeated id is stored once and counted in `duplicates`. "

@@ -3,6 +3,7 @@
 import logging
 
 from celery import shared_task
+from django.conf import settings
 from django.db import OperationalError
 
 from common.errors import DomainError
@@ -16,10 +17,10 @@ logger = logging.getLogger(__name__)
     autoretry_for=(OperationalError,),
     retry_backoff=True,
     max_retries=2,
-    # a million interactions train in well under a minute on 2 cores; the project's
-    # default 300 s limit would still cut off a catalogue a few times larger
-    soft_time_limit=1500,
-    time_limit=1800,
+    # its own limits (config/settings.py), longer than every other task's; the
+    # broker's redelivery timeout is derived from the longest
+    soft_time_limit=settings.TRAINING_TASK_SOFT_TIME_LIMIT,
+    time_limit=settings.TRAINING_TASK_TIME_LIMIT,
 )
 def train_models() -> int | None:
     """Train and activate v1 and v2 (nightly by beat, "Train now" in the admin); returns

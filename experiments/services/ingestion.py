@@ -235,10 +235,10 @@ def _store_events(rows: list[_EventRow], *, received_at: datetime) -> int:
         return _store_events_generic(rows, received_at)
 
 
-_STAGING_DDL = """
+_STAGING_DDL = f"""
 CREATE TEMP TABLE IF NOT EXISTS experiments_event_staging (
-    event_id varchar(128) NOT NULL,
-    unit_id varchar(200) NOT NULL,
+    event_id varchar({EVENT_ID_MAX_LENGTH}) NOT NULL,
+    unit_id varchar({UNIT_ID_MAX_LENGTH}) NOT NULL,
     metric_id bigint NOT NULL,
     value double precision NOT NULL,
     "timestamp" timestamptz NOT NULL

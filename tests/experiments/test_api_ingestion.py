@@ -88,7 +88,7 @@ def test_bad_items_are_rejected_with_their_index_and_the_good_ones_stored(integr
         {"event_id": "bad-5", "unit_id": "x" * 201, "metric": "adoption"},
         {"event_id": "bad-6", "unit_id": "u1", "metric": "adoption", "timestamp": "yesterday"},
         "not an object",
-        {"event_id": "y" * 129, "unit_id": "u1", "metric": "adoption"},
+        {"event_id": "y" * 201, "unit_id": "u1", "metric": "adoption"},
         {"event_id": "ok-2", "unit_id": "u2", "metric": "adoption", "value": 0},
     ]
     body = post_events(integration_api, items).json()
@@ -102,7 +102,7 @@ def test_bad_items_are_rejected_with_their_index_and_the_good_ones_stored(integr
     assert "at most 200 characters" in rejected[5]["unit_id"][0]
     assert "not an ISO 8601" in rejected[6]["timestamp"][0]
     assert "JSON object" in rejected[7]["non_field_errors"][0]
-    assert "at most 128" in rejected[8]["event_id"][0]
+    assert "at most 200 characters" in rejected[8]["event_id"][0]
     assert set(Event.objects.values_list("event_id", flat=True)) == {"ok-1", "ok-2"}
 
 

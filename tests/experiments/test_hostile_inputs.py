@@ -487,11 +487,12 @@ def test_min_requests_beyond_a_32_bit_column_is_400_and_stores_nothing(pm_api):
 
 
 def test_the_contracts_largest_batch_is_accepted(integration_api):
-    """10 000 events with ids as long as the columns allow: ≈ 4.3 MB."""
+    """10 000 events with event and unit ids of 200 characters, as long as the
+    contract allows: ≈ 5.1 MB."""
     make_metric("adoption")
     events = [
         {
-            "event_id": f"{i:0128d}",
+            "event_id": f"{i:0200d}",
             "unit_id": f"{i:0200d}",
             "metric": "adoption",
             "value": 1.5,
@@ -505,6 +506,7 @@ def test_the_contracts_largest_batch_is_accepted(integration_api):
     assert response.status_code == 200, response.content[:300]
     assert response.json() == {"accepted": 10_000, "duplicates": 0, "rejected": []}
     assert Event.objects.count() == 10_000
+    assert set(Event.objects.values_list("event_id", flat=True)) == {e["event_id"] for e in events}
 
 
 @pytest.mark.parametrize(

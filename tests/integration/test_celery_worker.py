@@ -14,17 +14,8 @@ pytestmark = [
 ]
 
 
-def _producer(*, broker_url: str, data_dir=None) -> Celery:
-    app = Celery("test-producer", broker=broker_url)
-    if data_dir is not None:
-        queue = data_dir / "broker" / "queue"
-        queue.mkdir(parents=True, exist_ok=True)
-        app.conf.broker_transport_options = {
-            "data_folder_in": str(queue),
-            "data_folder_out": str(queue),
-            "control_folder": str(data_dir / "broker" / "control"),
-        }
-    return app
+def _producer(*, broker_url: str) -> Celery:
+    return Celery("test-producer", broker=broker_url)
 
 
 def _manual_heartbeats() -> int:
@@ -39,7 +30,7 @@ def test_a_worker_on_redis_runs_a_task_the_database_sees(redis_url, tmp_path):
 
 
 def test_a_worker_on_the_embedded_broker_runs_a_task_the_database_sees(db, tmp_path):
-    producer = _producer(broker_url="filesystem://", data_dir=tmp_path)
+    producer = _producer(broker_url=f"sqla+sqlite:///{tmp_path / 'broker.sqlite3'}")
     with celery_worker(redis_url="", data_dir=tmp_path):
         producer.send_task("common.record_heartbeat", args=["manual"])
         assert wait_for(lambda: _manual_heartbeats() == 1, timeout=60)

@@ -1,5 +1,5 @@
 """A change committed in one process is seen by every other within 1 s, on the
-embedded default (`make run`: SQLite, file cache, filesystem broker) as on
+embedded default (`make run`: SQLite, file cache, SQLite broker) as on
 Redis. Real processes: `manage.py runserver` as the web server, a Celery
 worker with embedded beat; the test talks to them over HTTP only."""
 

@@ -29,8 +29,8 @@ def database_url_of_test_db() -> str:
 def celery_worker(
     *, redis_url: str, data_dir: Path, beat: bool = False, extra_env: dict[str, str] | None = None
 ) -> Iterator[subprocess.Popen]:
-    """A worker (optionally with embedded beat) on Redis, or on the filesystem
-    broker in `data_dir` when `redis_url` is empty. Stopped on exit; its log is
+    """A worker (optionally with embedded beat) on Redis, or on the embedded
+    broker (a SQLite file in `data_dir`) when `redis_url` is empty. Stopped on exit; its log is
     printed when the test fails."""
     env = {
         **os.environ,
@@ -58,6 +58,7 @@ def celery_worker(
     ]
     if beat:
         cmd += ["-B", "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"]
+    data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / "worker.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
