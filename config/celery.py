@@ -16,6 +16,6 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
-@worker_ready.connect
-def _forget_delivered_messages(sender, **kwargs) -> None:
+@worker_ready.connect  # type: ignore[untyped-decorator]
+def _forget_delivered_messages(sender: object, **kwargs: object) -> None:
     forget_delivered_messages(app.conf.broker_url)
