@@ -12,6 +12,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from common.errors import DomainError
+from common.form_errors import place_refusal
 from experiments import forms, selectors
 from experiments.services import editing, ingestion, lifecycle
 
@@ -142,15 +143,8 @@ class ExperimentPage:
     def refused(self, exc: DomainError) -> None:
         """Show a service's refusal next to what it is about."""
         self.status = exc.status
-        where = {"variants": "variants", "metrics": "metrics", "decision_policy": "policy"}
-        editable = exc.field in self.form.fields and not self.form.fields[exc.field].disabled
-        if exc.field in where:
-            self.errors.setdefault(where[exc.field], []).append(exc.message)
-        elif editable:
-            self.form.add_error(exc.field, exc.message)
-        else:
-            self.errors.setdefault("general", []).append(exc.message)
-        self.errors.setdefault("summary", []).append(exc.message)
+        sections = {"variants": "variants", "metrics": "metrics", "decision_policy": "policy"}
+        place_refusal(self.form, self.errors, exc, sections)
 
     def context(self) -> dict[str, Any]:
         return {

@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from common.errors import DomainError
+from common.form_errors import place_refusal
 from rollout import access, forms, selectors
 from rollout.models import Rollout
 from rollout.plan import LIVE_STATES, Step
@@ -49,16 +50,10 @@ class RolloutPage:
         }
 
     def refused(self, exc: DomainError) -> None:
+        """Show a service's refusal next to what it is about."""
         self.status = exc.status
-        where = {"stages": "stages", "sla": "thresholds", "rollback": "thresholds"}
-        field = self.form.fields.get(exc.field or "")
-        if exc.field in where:
-            self.errors.setdefault(where[exc.field], []).append(exc.message)
-        elif field is not None and not field.disabled:
-            self.form.add_error(exc.field, exc.message)
-        else:
-            self.errors.setdefault("general", []).append(exc.message)
-        self.errors.setdefault("summary", []).append(exc.message)
+        sections = {"stages": "stages", "sla": "thresholds", "rollback": "thresholds"}
+        place_refusal(self.form, self.errors, exc, sections)
 
     def context(self) -> dict[str, Any]:
         return {
